@@ -7,6 +7,19 @@ from pathlib import Path
 from utils import COUNT_CONF_KEY
 
 
+def count_conf_of(ckpt: dict) -> float | None:
+    """Return the count threshold stored in a loaded checkpoint: a top-level key, or an attribute of its model.
+
+    train.py attaches it to the model (`model.count_conf`) so that it travels with every copy Ultralytics makes
+    (last.pt, best.pt, the stripped final checkpoints, and models loaded by the predictor).
+    """
+    value = ckpt.get(COUNT_CONF_KEY)
+    if value is None:
+        model = ckpt.get("model") or ckpt.get("ema")
+        value = getattr(model, COUNT_CONF_KEY, None)
+    return None if value is None else float(value)
+
+
 def read_count_conf(weights: str | Path) -> float | None:
     """Return the count threshold calibrated at the end of training, or None if the checkpoint has none.
 
@@ -19,5 +32,4 @@ def read_count_conf(weights: str | Path) -> float | None:
     from ultralytics.nn.tasks import torch_safe_load
 
     ckpt, _ = torch_safe_load(str(weights))
-    value = ckpt.get(COUNT_CONF_KEY) if isinstance(ckpt, dict) else None
-    return None if value is None else float(value)
+    return count_conf_of(ckpt) if isinstance(ckpt, dict) else None

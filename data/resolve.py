@@ -1,0 +1,23 @@
+"""Turn the `--data` argument into a data YAML that Ultralytics can read, preparing the data on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SYNTHETIC = "synthetic"
+
+
+def resolve_data(data: str | Path) -> str:
+    """Return a usable data YAML path for `data`.
+
+    Args:
+        data (str | Path): "synthetic" for the built-in generated crowd set, or a data YAML path.
+
+    Returns:
+        (str): Path of a data YAML whose images and labels exist.
+    """
+    if str(data) == SYNTHETIC:
+        from data.synthetic import ensure_synthetic_crowd
+
+        return str(ensure_synthetic_crowd())
+    return str(data)

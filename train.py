@@ -1,0 +1,85 @@
+"""Train a YOLOv5 head counter whose objectness is learned by Mask Focal Loss.
+
+Usage:
+    python train.py                                   # built-in synthetic crowd set, a few minutes on a CPU
+    python train.py --data data/scut_head_a.yaml --cfg models/yolov5s-mfl.yaml --img 640 --epochs 100
+    python train.py --data data/gta_head.yaml --loss bce         # the paper's baseline objectness
+    python train.py --resume runs/train/exp/weights/last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from data.resolve import SYNTHETIC, resolve_data
+from utils import MAX_DET, ROOT
+from utils.detection_loss import OBJ_LOSSES
+
+# The embedded default must finish in a few minutes on a 2-core CPU; real datasets get YOLOv5's defaults.
+RECIPES = {True: {"epochs": 10, "imgsz": 320}, False: {"epochs": 100, "imgsz": 640}}
+
+
+def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse YOLOv5's training flags."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default="", help="initial weights .pt ('' trains from scratch, as the paper)")
+    p.add_argument("--cfg", default=str(ROOT / "models" / "yolov5n-mfl.yaml"), help="model YAML (scale by name)")
+    p.add_argument("--data", default=SYNTHETIC, help="data YAML, or 'synthetic' for the built-in crowd set")
+    p.add_argument("--hyp", default=str(ROOT / "data" / "hyps" / "hyp.scratch.yaml"), help="hyperparameter YAML")
+    p.add_argument("--loss", choices=OBJ_LOSSES, default=None, help="objectness loss (default: the hyp file's, mfl)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 10 on synthetic, else 100)")
+    p.add_argument("--batch-size", type=int, default=16, help="total batch size for all GPUs")
+    p.add_argument("--imgsz", "--img", "--img-size", type=int, default=None, help="image size (320 synthetic, else 640)")
+    p.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
+    p.add_argument("--workers", type=int, default=8, help="max dataloader workers (per RANK in DDP mode)")
+    p.add_argument("--project", default=str(ROOT / "runs" / "train"), help="save to project/name")
+    p.add_argument("--name", default="exp", help="save to project/name")
+    p.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
+    p.add_argument("--resume", nargs="?", const=True, default=False, help="resume the most recent or the given run")
+    p.add_argument("--seed", type=int, default=0, help="global training seed")
+    p.add_argument("--patience", type=int, default=100, help="EarlyStopping patience (epochs without improvement)")
+    p.add_argument("--cache", nargs="?", const="ram", default=False, help="image --cache ram/disk")
+    p.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image in validation")
+    return p.parse_args(argv)
+
+
+def overrides_from(opt: argparse.Namespace) -> dict:
+    """Map YOLOv5 flags to Ultralytics trainer overrides."""
+    recipe = RECIPES[opt.data == SYNTHETIC]
+    weights = opt.weights or None
+    ov = {
+        "data": resolve_data(opt.data),
+        "model": weights if weights and not opt.cfg else opt.cfg,
+        "pretrained": weights or False,
+        "epochs": opt.epochs or recipe["epochs"],
+        "batch": opt.batch_size,
+        "imgsz": opt.imgsz or recipe["imgsz"],
+        "device": opt.device or None,
+        "workers": opt.workers,
+        "project": opt.project,
+        "name": opt.name,
+        "exist_ok": opt.exist_ok,
+        "resume": opt.resume,
+        "seed": opt.seed,
+        "patience": opt.patience,
+        "cache": opt.cache,
+        "max_det": opt.max_det,
+    }
+    if opt.loss:
+        ov["loss"] = opt.loss
+    return ov
+
+
+def main(opt: argparse.Namespace) -> Path:
+    """Train and return the run folder."""
+    from utils.trainer import MFLTrainer
+
+    trainer = MFLTrainer(overrides=overrides_from(opt), hyp=opt.hyp)
+    trainer.train()
+    print(f"Results saved to {trainer.save_dir} (best weights: {trainer.best})")
+    return Path(trainer.save_dir)
+
+
+if __name__ == "__main__":
+    main(parse_opt())

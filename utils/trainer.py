@@ -1,0 +1,69 @@
+"""Ultralytics detection trainer for YOLOv5-MFL: our model, our loss hyperparameters, and the counting validator.
+
+Lives in an importable module (not train.py's __main__) because Ultralytics' multi-GPU DDP launch pickles the trainer
+class and re-imports it by module path in each worker.
+"""
+
+from __future__ import annotations
+
+from copy import copy
+from pathlib import Path
+from typing import Any
+
+from ultralytics.cfg import cfg2dict
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, RANK, YAML
+
+from models.yolo import AnchorDetectionModel
+from utils import COUNT_CONF_KEY, MAX_DET, ROOT
+
+DEFAULT_HYP = ROOT / "data" / "hyps" / "hyp.scratch.yaml"
+DEFAULT_MODEL = ROOT / "models" / "yolov5n-mfl.yaml"
+
+
+class MFLTrainer(DetectionTrainer):
+    """Train YOLOv5 with an anchor head whose objectness loss is chosen by `loss` (default Mask Focal Loss).
+
+    Our hyperparameter keys (loss, obj, fl_*, mfl_*, hm_*) join Ultralytics' configuration as defaults taken from the
+    hyp YAML, so command-line overrides of them pass Ultralytics' key check, also in the DDP re-launch.
+
+    Examples:
+        >>> trainer = MFLTrainer(overrides={"data": "data.yaml", "epochs": 1, "loss": "mfl"})
+        >>> trainer.train()
+    """
+
+    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks=None, hyp: str | Path | None = None):
+        """Merge model and loss defaults and the hyp YAML into the configuration, then defer to Ultralytics.
+
+        Args:
+            cfg (Any): Base configuration (Ultralytics' default).
+            overrides (dict, optional): Values that win over the configuration (the command line).
+            _callbacks (dict, optional): Ultralytics callbacks.
+            hyp (str | Path, optional): Hyperparameter YAML; defaults to data/hyps/hyp.scratch.yaml.
+        """
+        base = {**cfg2dict(cfg), "model": str(DEFAULT_MODEL), "max_det": MAX_DET, "project": str(ROOT / "runs" / "train")}
+        base.update(YAML.load(DEFAULT_HYP))  # every loss key exists, even when a custom hyp file omits some
+        if hyp:
+            base.update(YAML.load(hyp))
+        super().__init__(cfg=base, overrides=overrides, _callbacks=_callbacks)
+
+    def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AnchorDetectionModel:
+        """Build the anchor-head model from a YAML (or a checkpoint's YAML) and load `weights` if given."""
+        model = AnchorDetectionModel(
+            cfg or self.args.model, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1
+        )
+        model = self.set_model_names_for_load(model)
+        if weights:
+            model.load(weights)
+        return model
+
+    def get_validator(self):
+        """Return the counting validator (MAE/RMSE and the calibrated count threshold on every validation pass)."""
+        from utils.validator import CountingValidator
+
+        return CountingValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
+
+    def save_model(self):
+        """Attach the count threshold calibrated on the validation split to the model before Ultralytics saves it."""
+        setattr(self.ema.ema, COUNT_CONF_KEY, getattr(self.validator, "count_conf", None))
+        return super().save_model()
