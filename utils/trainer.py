@@ -41,7 +41,8 @@ class MFLTrainer(DetectionTrainer):
             _callbacks (dict, optional): Ultralytics callbacks.
             hyp (str | Path, optional): Hyperparameter YAML; defaults to data/hyps/hyp.scratch.yaml.
         """
-        base = {**cfg2dict(cfg), "model": str(DEFAULT_MODEL), "max_det": MAX_DET, "project": str(ROOT / "runs" / "train")}
+        # YOLOv5's validation NMS IoU (0.6) rather than Ultralytics' 0.7: fewer duplicate heads in the counts
+        base = {**cfg2dict(cfg), "model": str(DEFAULT_MODEL), "max_det": MAX_DET, "iou": 0.6, "project": str(ROOT / "runs" / "train")}
         base.update(YAML.load(DEFAULT_HYP))  # every loss key exists, even when a custom hyp file omits some
         if hyp:
             base.update(YAML.load(hyp))
