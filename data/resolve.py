@@ -11,7 +11,8 @@ def resolve_data(data: str | Path) -> str:
     """Return a usable data YAML path for `data`.
 
     Args:
-        data (str | Path): "synthetic" for the built-in generated crowd set, or a data YAML path.
+        data (str | Path): "synthetic" for the built-in generated crowd set, or a data YAML path; our dataset YAMLs
+            (data/scut_head_a.yaml, ...) convert their raw release on first use (data/converters/ensure.py).
 
     Returns:
         (str): Path of a data YAML whose images and labels exist.
@@ -20,4 +21,6 @@ def resolve_data(data: str | Path) -> str:
         from data.synthetic import ensure_synthetic_crowd
 
         return str(ensure_synthetic_crowd())
-    return str(data)
+    from data.prepare import ensure_dataset
+
+    return ensure_dataset(data)

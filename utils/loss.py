@@ -38,6 +38,26 @@ def _log_one_minus_delta(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.sigmoid(x) >= p, above, below)
 
 
+def _negative(x: torch.Tensor, gamma: float, poly: bool) -> torch.Tensor:
+    """Focal negative term p̂^γ log(1 - p̂), minus p̂^(γ+1) in the poly-1 form (Eqs. 2, 5, 6, 7)."""
+    p_hat, log_q = torch.sigmoid(x), F.logsigmoid(-x)
+    return p_hat.pow(gamma) * (log_q - p_hat if poly else log_q)
+
+
+def _positive(x: torch.Tensor, gamma: float, poly: bool) -> torch.Tensor:
+    """Focal positive term (1 - p̂)^γ log p̂, minus (1 - p̂)^(γ+1) in the poly-1 form (Eqs. 2, 3, 5)."""
+    q, log_p_hat = torch.sigmoid(-x), F.logsigmoid(x)
+    return q.pow(gamma) * (log_p_hat - q if poly else log_p_hat)
+
+
+def _total(negatives: torch.Tensor, is_pos: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Σ over cells: the negative term where not positive plus the positive terms (computed on positives only).
+
+    Positives are a small fraction of the cells, so their costlier terms are evaluated on the gathered subset.
+    """
+    return negatives.masked_fill(is_pos, 0.0).sum() + positives.sum()
+
+
 def focal_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -62,13 +82,8 @@ def focal_loss(
     """
     x, t = logits.float(), target.float()
     pos = t == 1
-    p_hat, q = torch.sigmoid(x), torch.sigmoid(-x)
-    pos_term = q.pow(gamma) * F.logsigmoid(x)  # (1 - p̂)^γ log p̂
-    neg_term = p_hat.pow(gamma) * F.logsigmoid(-x)  # p̂^γ log(1 - p̂)
-    if poly:
-        pos_term = pos_term - q.pow(gamma + 1)
-        neg_term = neg_term - p_hat.pow(gamma + 1)
-    return -alpha * torch.where(pos, pos_term, neg_term).sum() / _normaliser(num_objects, t)
+    total = _total(_negative(x, gamma, poly), pos, _positive(x[pos], gamma, poly))
+    return -alpha * total / _normaliser(num_objects, t)
 
 
 def heatmap_focal_loss(
@@ -98,14 +113,9 @@ def heatmap_focal_loss(
         (torch.Tensor): Scalar loss.
     """
     x, p = logits.float(), heatmap.float()
-    p_hat, q = torch.sigmoid(x), torch.sigmoid(-x)
-    pos_term = q.pow(gamma) * F.logsigmoid(x)
-    neg_term = p_hat.pow(gamma) * F.logsigmoid(-x)
-    if poly:
-        pos_term = pos_term - q.pow(gamma + 1)
-        neg_term = neg_term - p_hat.pow(gamma + 1)
-    neg_term = (1 - p).pow(beta) * neg_term
-    return -alpha * torch.where(p == 1, pos_term, neg_term).sum() / _normaliser(num_objects, p)
+    peak = p == 1
+    negatives = (1 - p).pow(beta) * _negative(x, gamma, poly)
+    return -alpha * _total(negatives, peak, _positive(x[peak], gamma, poly)) / _normaliser(num_objects, p)
 
 
 def mask_focal_loss(
@@ -150,14 +160,9 @@ def mask_focal_loss(
         (torch.Tensor): Scalar loss.
     """
     x, p, inside = logits.float(), heatmap.float(), mask.bool()
-    p_hat = torch.sigmoid(x)
-    delta = (p - p_hat).abs()
-    log_term = delta.pow(gamma) * _log_one_minus_delta(x, p)
-    weight = p.pow(beta)  # 0^0 = 1 in torch, so β = 0 gives weight 1 everywhere
-    if poly:
-        pos_term = log_term - weight * delta.pow(gamma + 1)  # Eq. 7
-        neg_term = p_hat.pow(gamma) * F.logsigmoid(-x) - p_hat.pow(gamma + 1)
-    else:
-        pos_term = weight * log_term  # Eq. 6
-        neg_term = p_hat.pow(gamma) * F.logsigmoid(-x)
-    return -alpha * torch.where(inside, pos_term, neg_term).sum() / _normaliser(num_objects, p)
+    xi, pi = x[inside], p[inside]
+    delta = (pi - torch.sigmoid(xi)).abs()
+    log_term = delta.pow(gamma) * _log_one_minus_delta(xi, pi)
+    weight = pi.pow(beta)  # 0^0 = 1 in torch, so β = 0 gives weight 1 everywhere
+    positives = log_term - weight * delta.pow(gamma + 1) if poly else weight * log_term  # Eq. 7 / Eq. 6
+    return -alpha * _total(_negative(x, gamma, poly), inside, positives) / _normaliser(num_objects, p)

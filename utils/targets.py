@@ -70,31 +70,32 @@ def build_heatmap_targets(
     """
     gh, gw = grid_hw
     device = boxes.device
-    heatmap = torch.zeros(batch_size * gh * gw + 1, device=device)  # last element: sink for out-of-window cells
+    # element 0 is a sink for window cells outside their box: invalid flat indices are negative and clamp to it
+    heatmap = torch.zeros(batch_size * gh * gw + 1, device=device)
     mask = torch.zeros(batch_size * gh * gw + 1, dtype=torch.bool, device=device)
     if boxes.shape[0]:
         cx, cy, w, h = (boxes.float() / stride).unbind(1)
-        sigma = gaussian_sigma(w, h, eta, eps)
+        two_var = 2 * gaussian_sigma(w, h, eta, eps).square()
         ci, cj = cy.floor().long().clamp(0, gh - 1), cx.floor().long().clamp(0, gw - 1)  # centre cell
         r0, r1 = _cell_span(cy - h / 2, cy + h / 2, ci, gh)
         c0, c1 = _cell_span(cx - w / 2, cx + w / 2, cj, gw)
         extent = torch.maximum(r1 - r0, c1 - c0) + 1
         bucket = torch.ceil(torch.log2(extent.float())).long()  # window side 2**bucket holds the box's cells
-        sink = batch_size * gh * gw
+        invalid = -(batch_size * gh * gw + 1)
+        row_base = (batch_idx.long() * gh) * gw + 1
         for k in bucket.unique().tolist():  # a handful of size groups, not boxes
             sel = (bucket == k).nonzero().squeeze(1)
             offsets = torch.arange(2**k, device=device)
-            rows, cols = r0[sel, None] + offsets, c0[sel, None] + offsets  # (m, K)
-            valid = (rows <= r1[sel, None])[:, :, None] & (cols <= c1[sel, None])[:, None, :]  # (m, K, K)
-            dy2 = (rows + 0.5 - cy[sel, None]).square()[:, :, None]
-            dx2 = (cols + 0.5 - cx[sel, None]).square()[:, None, :]
-            value = torch.exp(-(dx2 + dy2) / (2 * sigma[sel, None, None].square()))
-            centre = (rows == ci[sel, None])[:, :, None] & (cols == cj[sel, None])[:, None, :]
-            value = torch.where(centre, 1.0, value)
-            flat = (batch_idx[sel].long()[:, None, None] * gh + rows[:, :, None]) * gw + cols[:, None, :]
-            flat = torch.where(valid, flat, sink).flatten()
-            heatmap.scatter_reduce_(0, flat, value.flatten(), reduce="amax")
+            rows, cols = r0[sel, None] + offsets, c0[sel, None] + offsets  # (m, K) each
+            # the Gaussian is separable: K row and K column factors instead of K² exponentials
+            gy = torch.exp(-(rows + 0.5 - cy[sel, None]).square() / two_var[sel, None])
+            gx = torch.exp(-(cols + 0.5 - cx[sel, None]).square() / two_var[sel, None])
+            row_idx = torch.where(rows <= r1[sel, None], row_base[sel, None] + rows * gw, invalid)
+            col_idx = torch.where(cols <= c1[sel, None], cols, invalid)
+            flat = (row_idx[:, :, None] + col_idx[:, None, :]).clamp_(min=0).flatten()
+            heatmap.scatter_reduce_(0, flat, (gy[:, :, None] * gx[:, None, :]).flatten(), reduce="amax")
             mask[flat] = True
+        heatmap[row_base + ci * gw + cj] = 1.0  # the cell holding a box centre is exactly 1
     shape = (batch_size, gh, gw)
-    return heatmap[:-1].view(shape), mask[:-1].view(shape)
+    return heatmap[1:].view(shape), mask[1:].view(shape)
 

@@ -16,6 +16,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK, YAML
 
 from models.yolo import AnchorDetectionModel
 from utils import COUNT_CONF_KEY, MAX_DET, ROOT
+from utils.offline import provide_fonts
 
 DEFAULT_HYP = ROOT / "data" / "hyps" / "hyp.scratch.yaml"
 DEFAULT_MODEL = ROOT / "models" / "yolov5n-mfl.yaml"
@@ -46,6 +47,7 @@ class MFLTrainer(DetectionTrainer):
         base.update(YAML.load(DEFAULT_HYP))  # every loss key exists, even when a custom hyp file omits some
         if hyp:
             base.update(YAML.load(hyp))
+        provide_fonts()  # plots and dataset checks would otherwise download Arial.ttf
         super().__init__(cfg=base, overrides=overrides, _callbacks=_callbacks)
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AnchorDetectionModel:

@@ -1,0 +1,1 @@
+"""Dataset YAMLs, hyperparameters and the converters that turn raw dataset releases into YOLO labels."""

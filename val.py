@@ -1,0 +1,101 @@
+"""Validate a trained crowd counter: detection mAP plus the counting report, written to runs/val/exp*.
+
+The report: MAE, RMSE (printed as "MSE" in many crowd-counting papers), NAE, the count threshold and its sweep, and
+centre localisation (P/R/F1 within sigma_s, sigma_l, 4 px and 8 px of each head).
+
+Usage:
+    $ python val.py --data data/scut_head_a.yaml --weights runs/train/exp/weights/best.pt --task test
+    $ python val.py --data data/scut_head_a.yaml --weights best.pt --count-conf auto   # tune the threshold on this split
+    $ python val.py --data data/scut_head_a.yaml --weights best.pt --count-conf 0.4
+
+The count threshold defaults to the one stored in the weights (calibrated on the val split at the end of training).
+Weights that store none: on --task val it is tuned on val (with a warning); on --task test it is first calibrated on
+the val split, then applied to test, so the test figures stay held-out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ultralytics.utils import LOGGER
+from ultralytics.utils.files import increment_path
+
+from data.resolve import resolve_data
+from utils import MAX_DET, ROOT
+from utils.checkpoint import read_count_conf
+from utils.threads import use_all_cores
+from utils.validator import CountingValidator
+
+
+def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse YOLOv5's val.py flags plus --count-conf."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=str, required=True, help="dataset YAML path, or 'synthetic'")
+    p.add_argument("--weights", type=str, required=True, help="model checkpoint (.pt) path")
+    p.add_argument("--task", default="val", choices=("val", "test"), help="dataset split to evaluate")
+    p.add_argument("--imgsz", "--img", "--img-size", type=int, default=640, help="inference size (pixels)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size")
+    p.add_argument("--conf-thres", type=float, default=0.001, help="NMS confidence threshold (for mAP)")
+    p.add_argument("--iou-thres", type=float, default=0.6, help="NMS IoU threshold")
+    p.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image")
+    p.add_argument("--count-conf", type=_count_conf_arg, default=None, help="count threshold: float, or 'auto'")
+    p.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
+    p.add_argument("--project", default=ROOT / "runs/val", help="save to project/name")
+    p.add_argument("--name", default="exp", help="save to project/name")
+    p.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
+    p.add_argument("--save-txt", action="store_true", help="save predictions (with scores) to labels/*.txt")
+    p.add_argument("--save-json", action="store_true", help="save predictions to predictions.json (COCO format)")
+    return p.parse_args(argv)
+
+
+def main(opt: argparse.Namespace) -> dict[str, Any]:
+    """Run the validation described by `opt` and return its metrics (keys as in results.csv)."""
+    if not Path(opt.weights).is_file():  # Ultralytics would try to download unknown names such as yolov5n.pt
+        raise FileNotFoundError(f"--weights {opt.weights}: no such file")
+    save_dir = increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok, sep="")
+    args = {
+        "model": str(opt.weights),
+        "data": resolve_data(opt.data),
+        "split": opt.task,
+        "imgsz": opt.imgsz,
+        "batch": opt.batch_size,
+        "conf": opt.conf_thres,
+        "iou": opt.iou_thres,
+        "max_det": opt.max_det,
+        "device": opt.device,
+        "save_txt": opt.save_txt,
+        "save_conf": opt.save_txt,  # scores in the txt files let users recount at any threshold
+        "save_json": opt.save_json,
+        "plots": True,
+    }
+    count_conf, source = opt.count_conf, None
+    if count_conf is None and opt.task == "test" and read_count_conf(opt.weights) is None:
+        count_conf, source = _calibrate_on_val(args, save_dir / "calibration-val"), "calibrated on val by val.py"
+    validator = CountingValidator(save_dir=save_dir, args=args, count_conf=count_conf, count_conf_source=source)
+    validator.add_callback("on_val_start", lambda v: use_all_cores())  # after the validator's select_device()
+    return validator()
+
+
+def _calibrate_on_val(args: dict[str, Any], save_dir: Path) -> float:
+    """Return the MAE-minimising count threshold on the val split (the weights store none)."""
+    LOGGER.warning(f"{args['model']} stores no count threshold: calibrating one on the val split first ({save_dir})")
+    validator = CountingValidator(save_dir=save_dir, args={**args, "split": "val", "plots": False}, count_conf="auto")
+    validator.add_callback("on_val_start", lambda v: use_all_cores())
+    validator()
+    return validator.count_conf
+
+
+def _count_conf_arg(value: str) -> float | str:
+    """Parse --count-conf: 'auto' or a float in (0, 1)."""
+    if value == "auto":
+        return value
+    conf = float(value)
+    if not 0 < conf < 1:
+        raise argparse.ArgumentTypeError(f"--count-conf {value}: expected 'auto' or a number in (0, 1)")
+    return conf
+
+
+if __name__ == "__main__":
+    main(parse_opt())
