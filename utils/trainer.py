@@ -17,6 +17,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK, YAML
 from models.yolo import AnchorDetectionModel
 from utils import COUNT_CONF_KEY, MAX_DET, ROOT
 from utils.offline import provide_fonts
+from utils.threads import use_all_cores
 
 DEFAULT_HYP = ROOT / "data" / "hyps" / "hyp.scratch.yaml"
 DEFAULT_MODEL = ROOT / "models" / "yolov5n-mfl.yaml"
@@ -49,6 +50,16 @@ class MFLTrainer(DetectionTrainer):
             base.update(YAML.load(hyp))
         provide_fonts()  # plots and dataset checks would otherwise download Arial.ttf
         super().__init__(cfg=base, overrides=overrides, _callbacks=_callbacks)
+
+    def _setup_train(self):
+        """Set up as Ultralytics does, then give torch every core on CPU.
+
+        Ultralytics trains on CPU with no data-loader workers and `cpu_count - 1` torch threads, which leaves one of
+        two cores idle; the model's forward and backward are the bottleneck, so they get both.
+        """
+        super()._setup_train()
+        if self.device.type == "cpu":
+            use_all_cores()
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AnchorDetectionModel:
         """Build the anchor-head model from a YAML (or a checkpoint's YAML) and load `weights` if given."""
