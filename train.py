@@ -30,7 +30,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loss", choices=OBJ_LOSSES, default=None, help="objectness loss (default: the hyp file's, mfl)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 10 on synthetic, else 100)")
     p.add_argument("--batch-size", type=int, default=16, help="total batch size for all GPUs")
-    p.add_argument("--imgsz", "--img", "--img-size", type=int, default=None, help="image size (320 synthetic, else 640)")
+    p.add_argument(
+        "--imgsz", "--img", "--img-size", type=int, default=None, help="image size (320 synthetic, else 640)"
+    )
     p.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
     p.add_argument("--workers", type=int, default=8, help="max dataloader workers (per RANK in DDP mode)")
     p.add_argument("--project", default=str(ROOT / "runs" / "train"), help="save to project/name")

@@ -57,19 +57,49 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
     from utils.trainer import MFLTrainer
     from utils.validator import CountingValidator
 
-    overrides = dict(data=data, model=opt.cfg, epochs=opt.epochs, imgsz=opt.imgsz, batch=opt.batch, seed=opt.seed,
-                     deterministic=True, device=opt.device, project=str(opt.project), name=name, exist_ok=True,
-                     warmup_epochs=opt.warmup_epochs, workers=opt.workers, plots=False, **RUNS[name])
+    overrides = dict(
+        data=data,
+        model=opt.cfg,
+        epochs=opt.epochs,
+        imgsz=opt.imgsz,
+        batch=opt.batch,
+        seed=opt.seed,
+        deterministic=True,
+        device=opt.device,
+        project=str(opt.project),
+        name=name,
+        exist_ok=True,
+        warmup_epochs=opt.warmup_epochs,
+        workers=opt.workers,
+        plots=False,
+        **RUNS[name],
+    )
     trainer = MFLTrainer(overrides=overrides)
     trainer.train()
-    val = CountingValidator(save_dir=Path(opt.project) / f"{name}-val",
-                            args=dict(model=str(trainer.best), data=data, imgsz=opt.imgsz, batch=opt.batch,
-                                      conf=0.001, iou=0.6, device=opt.device, plots=True))
+    val = CountingValidator(
+        save_dir=Path(opt.project) / f"{name}-val",
+        args=dict(
+            model=str(trainer.best),
+            data=data,
+            imgsz=opt.imgsz,
+            batch=opt.batch,
+            conf=0.001,
+            iou=0.6,
+            device=opt.device,
+            plots=True,
+        ),
+    )
     metrics = val()
     report = val.report.to_dict()
-    return {"loss": name, "MAE": report["MAE"], "RMSE": report["RMSE"], "mAP50": metrics["metrics/mAP50(B)"],
-            "F1_sigma_l": report["localisation"]["sigma_l"]["F1"], "count_conf": val.count_conf,
-            "epochs_csv": str(trainer.save_dir / "results.csv")}
+    return {
+        "loss": name,
+        "MAE": report["MAE"],
+        "RMSE": report["RMSE"],
+        "mAP50": metrics["metrics/mAP50(B)"],
+        "F1_sigma_l": report["localisation"]["sigma_l"]["F1"],
+        "count_conf": val.count_conf,
+        "epochs_csv": str(trainer.save_dir / "results.csv"),
+    }
 
 
 def plot_mae(rows: list[dict], path: Path) -> None:
@@ -99,8 +129,10 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
     table = pd.DataFrame(rows).drop(columns="epochs_csv")
     table.to_csv(project / "summary.csv", index=False)
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
-    body = "".join("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
-                   for row in table.itertuples(index=False))
+    body = "".join(
+        "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+        for row in table.itertuples(index=False)
+    )
     (project / "summary.md").write_text(header + body)
     plot_mae(rows, project / "mae_per_epoch.png")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

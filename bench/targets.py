@@ -68,8 +68,9 @@ def objectness_step(criterion: YOLOv5Loss, logits: list[torch.Tensor], batch: di
     for i, lg in enumerate(logits):
         assigned = criterion._match(targets, i, lg.shape[2:4])[-1]
         heatmap, mask = criterion._heatmap(assigned, i, lg.shape, (h, w))
-        total = total + mask_focal_loss(lg, heatmap, mask, alpha=0.25, gamma=2.0, beta=0.5, poly=True,
-                                        num_objects=targets.shape[0])
+        total = total + mask_focal_loss(
+            lg, heatmap, mask, alpha=0.25, gamma=2.0, beta=0.5, poly=True, num_objects=targets.shape[0]
+        )
     total.backward()
 
 
@@ -97,7 +98,7 @@ def main(opt: argparse.Namespace) -> None:
     for heads in (100, 1000, 3000):
         batch = make_batch(opt.batch, opt.imgsz, heads, device)
         logits = [r[..., 4].clone().requires_grad_(True) for r in raw]
-        t = median_time(lambda: objectness_step(criterion, logits, batch), opt.repeats, device)
+        t = median_time(lambda lg=logits, b=batch: objectness_step(criterion, lg, b), opt.repeats, device)
         print(f"{heads:>10} {t * 1e3:>20.1f} {t / t_net:>18.4f}")
 
 

@@ -52,7 +52,9 @@ class AnchorDetect(nn.Module):
         self.register_buffer("stride", torch.zeros(self.nl))
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in ch)
 
-    def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]] | torch.Tensor:
+    def forward(
+        self, x: list[torch.Tensor]
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]] | torch.Tensor:
         """Return raw maps (training), (decoded, raw) (inference) or decoded only (export).
 
         Args:
@@ -61,7 +63,7 @@ class AnchorDetect(nn.Module):
         Returns:
             Training: list of (B, na, H, W, 5 + nc) raw logits. Inference: ((B, 4 + nc, A), raw). Export: decoded.
         """
-        raw = [self._raw(conv(f)) for conv, f in zip(self.m, x)]
+        raw = [self._raw(conv(f)) for conv, f in zip(self.m, x, strict=True)]
         if self.training:
             return raw
         y = torch.cat([self._decode(r, i) for i, r in enumerate(raw)], 1).transpose(1, 2)
@@ -89,7 +91,7 @@ class AnchorDetect(nn.Module):
 
     def bias_init(self, objects_per_image: float = 8.0, imgsz: int = 640):
         """Initialise biases so the first predictions match priors (YOLOv5: 8 objects per 640 image, 0.6 class prob)."""
-        for conv, s in zip(self.m, self.stride.tolist()):
+        for conv, s in zip(self.m, self.stride.tolist(), strict=True):
             b = conv.bias.view(self.na, self.no)
             b.data[:, 4] += math.log(objects_per_image / (imgsz / s) ** 2)
             b.data[:, 5:] += math.log(0.6 / (self.nc - 0.99999))

@@ -33,7 +33,12 @@ class AnchorDetectionModel(DetectionModel):
         spec = self.yaml["anchor_head"]
         frm = list(spec["from"])
         head = AnchorDetect(self.yaml["nc"], spec["anchors"], self._channels(frm, ch))
-        head.i, head.f, head.type, head.np = len(self.model), frm, "AnchorDetect", sum(p.numel() for p in head.parameters())
+        head.i, head.f, head.type, head.np = (
+            len(self.model),
+            frm,
+            "AnchorDetect",
+            sum(p.numel() for p in head.parameters()),
+        )
         self.model.append(head)
         self.save = sorted(set(self.save) | set(frm))
         s = 256  # dry-run size: a multiple of the largest stride

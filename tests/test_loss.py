@@ -124,4 +124,6 @@ def test_num_objects_normalises():
     x, t = _rand((4, 4)), _binary((4, 4))
     full = focal_loss(x, t, num_objects=1)
     assert focal_loss(x, t, num_objects=4).item() == pytest.approx(full.item() / 4, rel=1e-6)
-    assert focal_loss(x, torch.zeros(4, 4)).item() == pytest.approx(focal_loss(x, torch.zeros(4, 4), num_objects=0).item())
+    assert focal_loss(x, torch.zeros(4, 4)).item() == pytest.approx(
+        focal_loss(x, torch.zeros(4, 4), num_objects=0).item()
+    )

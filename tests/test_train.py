@@ -26,9 +26,24 @@ def tiny_data(tmp_path_factory) -> str:
 
 
 def _train(data: str, project, name: str, **overrides) -> MFLTrainer:
-    args = dict(data=data, model=CFG, epochs=3, imgsz=128, batch=4, workers=0, device="cpu", project=str(project),
-                name=name, exist_ok=True, plots=False, seed=0, deterministic=True, warmup_epochs=0, lr0=0.02,
-                **NO_AUGMENT)
+    args = dict(
+        data=data,
+        model=CFG,
+        epochs=3,
+        imgsz=128,
+        batch=4,
+        workers=0,
+        device="cpu",
+        project=str(project),
+        name=name,
+        exist_ok=True,
+        plots=False,
+        seed=0,
+        deterministic=True,
+        warmup_epochs=0,
+        lr0=0.02,
+        **NO_AUGMENT,
+    )
     args.update(overrides)
     trainer = MFLTrainer(overrides=args)
     trainer.train()
@@ -55,8 +70,21 @@ def test_resume_continues_interrupted_run(tiny_data, tmp_path):
     def crash_after_first_save(trainer):
         raise RuntimeError("simulated interruption")
 
-    trainer = MFLTrainer(overrides=dict(data=tiny_data, model=CFG, epochs=3, imgsz=128, batch=4, workers=0,
-                                        device="cpu", project=str(tmp_path), name="run", exist_ok=True, plots=False))
+    trainer = MFLTrainer(
+        overrides=dict(
+            data=tiny_data,
+            model=CFG,
+            epochs=3,
+            imgsz=128,
+            batch=4,
+            workers=0,
+            device="cpu",
+            project=str(tmp_path),
+            name="run",
+            exist_ok=True,
+            plots=False,
+        )
+    )
     trainer.add_callback("on_model_save", crash_after_first_save)
     with pytest.raises(RuntimeError, match="simulated interruption"):
         trainer.train()
@@ -74,9 +102,22 @@ def test_resume_continues_interrupted_run(tiny_data, tmp_path):
 def test_finetune_from_checkpoint(tiny_data, tmp_path):
     """--weights best.pt loads a trained checkpoint into a new run (same architecture, same weights at start)."""
     first = _train(tiny_data, tmp_path, "first", epochs=1)
-    second = MFLTrainer(overrides=dict(data=tiny_data, model=CFG, pretrained=str(first.best), epochs=1, imgsz=128,
-                                       batch=4, workers=0, device="cpu", project=str(tmp_path), name="second",
-                                       exist_ok=True, plots=False))
+    second = MFLTrainer(
+        overrides=dict(
+            data=tiny_data,
+            model=CFG,
+            pretrained=str(first.best),
+            epochs=1,
+            imgsz=128,
+            batch=4,
+            workers=0,
+            device="cpu",
+            project=str(tmp_path),
+            name="second",
+            exist_ok=True,
+            plots=False,
+        )
+    )
     second._setup_train()
     ckpt = torch.load(first.best, weights_only=False)["model"].float().state_dict()
     state = second.model.state_dict()

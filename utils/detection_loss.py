@@ -12,7 +12,9 @@ from utils.loss import focal_loss, heatmap_focal_loss, mask_focal_loss
 from utils.targets import build_heatmap_targets
 
 OBJ_LOSSES = ("bce", "focal", "heatmap", "mfl")
-_NEIGHBOURS = torch.tensor([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], dtype=torch.float32)  # centre, left, up, right, down
+_NEIGHBOURS = torch.tensor(
+    [[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], dtype=torch.float32
+)  # centre, left, up, right, down
 
 
 class YOLOv5Loss:
@@ -68,7 +70,7 @@ class YOLOv5Loss:
 
     @classmethod
     def from_model(cls, model: torch.nn.Module) -> YOLOv5Loss:
-        """Build from a model whose `args` (set by the trainer) carry the hyperparameters; missing keys keep defaults."""
+        """Build from a model whose `args` (set by the trainer) hold the hyperparameters; missing keys keep defaults."""
         args: Any = getattr(model, "args", None)
         args = vars(args) if hasattr(args, "__dict__") else dict(args or {})
         keys = cls.__init__.__kwdefaults__

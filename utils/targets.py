@@ -98,4 +98,3 @@ def build_heatmap_targets(
         heatmap[row_base + ci * gw + cj] = 1.0  # the cell holding a box centre is exactly 1
     shape = (batch_size, gh, gw)
     return heatmap[1:].view(shape), mask[1:].view(shape)
-

@@ -34,7 +34,9 @@ class MFLTrainer(DetectionTrainer):
         >>> trainer.train()
     """
 
-    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks=None, hyp: str | Path | None = None):
+    def __init__(
+        self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks=None, hyp: str | Path | None = None
+    ):
         """Merge model and loss defaults and the hyp YAML into the configuration, then defer to Ultralytics.
 
         Args:
@@ -44,7 +46,13 @@ class MFLTrainer(DetectionTrainer):
             hyp (str | Path, optional): Hyperparameter YAML; defaults to data/hyps/hyp.scratch.yaml.
         """
         # YOLOv5's validation NMS IoU (0.6) rather than Ultralytics' 0.7: fewer duplicate heads in the counts
-        base = {**cfg2dict(cfg), "model": str(DEFAULT_MODEL), "max_det": MAX_DET, "iou": 0.6, "project": str(ROOT / "runs" / "train")}
+        base = {
+            **cfg2dict(cfg),
+            "model": str(DEFAULT_MODEL),
+            "max_det": MAX_DET,
+            "iou": 0.6,
+            "project": str(ROOT / "runs" / "train"),
+        }
         base.update(YAML.load(DEFAULT_HYP))  # every loss key exists, even when a custom hyp file omits some
         if hyp:
             base.update(YAML.load(hyp))
@@ -75,7 +83,9 @@ class MFLTrainer(DetectionTrainer):
         """Return the counting validator (MAE/RMSE and the calibrated count threshold on every validation pass)."""
         from utils.validator import CountingValidator
 
-        return CountingValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
+        return CountingValidator(
+            self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
+        )
 
     def save_model(self):
         """Attach the count threshold calibrated on the validation split to the model before Ultralytics saves it."""
