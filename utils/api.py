@@ -1,0 +1,159 @@
+"""Count heads in an in-memory image from Python, for embedding the counter in other programs.
+
+Examples:
+    >>> import cv2
+    >>> from utils.api import HeadCounter, count_heads
+    >>> result = count_heads(cv2.imread("crowd.jpg"), "best.pt")  # one-off; the loaded model is cached per path
+    >>> counter = HeadCounter("best.pt", tile=True)  # or keep a counter for a stream of frames
+    >>> print(counter(frame).count)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ultralytics.engine.model import Model
+
+from utils import MAX_DET
+from utils.predictor import CountingPredictor, resolve_conf
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """Heads found in one image.
+
+    Attributes:
+        count (int): Number of heads at the threshold used.
+        boxes (np.ndarray): Boxes (N, 4) x1, y1, x2, y2 in image pixels, float32.
+        centres (np.ndarray): Box centres (N, 2) x, y in image pixels.
+        scores (np.ndarray): Confidences (N,).
+        conf (float): Confidence threshold the count used.
+        capped (bool): True when the count reached max_det and may be truncated.
+    """
+
+    count: int
+    boxes: np.ndarray
+    centres: np.ndarray
+    scores: np.ndarray
+    conf: float
+    capped: bool
+
+
+class HeadCounter:
+    """A loaded model that counts heads in BGR images; reuse one across frames to load the model once.
+
+    Attributes:
+        conf (float): Threshold in use: the given one, else the checkpoint's calibrated count threshold, else 0.25.
+        max_det (int): Detection limit per image; results that reach it have `capped=True`.
+        predictor (CountingPredictor): The Ultralytics predictor doing the work (nothing is saved or logged).
+
+    Examples:
+        >>> counter = HeadCounter("best.pt")
+        >>> counter(cv2.imread("crowd.jpg")).count
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | torch.nn.Module,
+        conf: float | None = None,
+        iou: float = 0.45,
+        imgsz: int | tuple[int, int] = 640,
+        max_det: int = MAX_DET,
+        device: str | None = None,
+        half: bool = False,
+        tile: bool = False,
+        tile_overlap: float = 0.2,
+    ):
+        """Load the model.
+
+        Args:
+            weights (str | Path | torch.nn.Module): A `.pt` checkpoint, an Ultralytics `YOLO` object or a detection
+                module; modules are copied, never modified.
+            conf (float, optional): Confidence threshold; None reads the checkpoint's calibrated count threshold.
+            iou (float): NMS IoU threshold.
+            imgsz (int | tuple[int, int]): Inference size (h, w), or the tile size with `tile`.
+            max_det (int): Maximum detections per image.
+            device (str, optional): Torch device, e.g. "cpu" or "0"; None picks automatically.
+            half (bool): FP16 inference on GPU.
+            tile (bool): Sliced inference at native resolution, for large images with tiny heads.
+            tile_overlap (float): Tile overlap fraction.
+        """
+        self.conf, self.max_det = resolve_conf(conf, weights), max_det
+        overrides = dict(conf=self.conf, iou=iou, imgsz=imgsz, max_det=max_det, save=False, verbose=False)
+        overrides.update(device=device, quantize=16 if half else None)
+        self.predictor = CountingPredictor(overrides=overrides, tile=tile, tile_overlap=tile_overlap)
+        if isinstance(weights, (str, Path)):
+            weights = str(weights)
+        elif isinstance(weights, Model):  # the YOLO wrapper: AutoBackend wants the detection module inside it
+            weights = weights.model
+        self.predictor.setup_model(weights, verbose=False)
+
+    def __call__(self, image_bgr: np.ndarray) -> CountResult:
+        """Count the heads in one image.
+
+        Args:
+            image_bgr (np.ndarray): Image (H, W, 3) BGR uint8 as OpenCV reads it, or (H, W) grayscale.
+
+        Returns:
+            (CountResult): Count, boxes, centres and scores.
+        """
+        if not isinstance(image_bgr, np.ndarray):
+            raise TypeError(f"image_bgr must be a numpy array (H, W, 3) BGR, got {type(image_bgr).__name__}")
+        b = self.predictor(source=image_bgr)[0].boxes.cpu().numpy()
+        boxes = b.xyxy.astype(np.float32)
+        return CountResult(
+            count=len(boxes),
+            boxes=boxes,
+            centres=(boxes[:, :2] + boxes[:, 2:]) / 2,
+            scores=b.conf.astype(np.float32),
+            conf=self.conf,
+            capped=len(boxes) >= self.max_det,
+        )
+
+
+@lru_cache(maxsize=4)
+def _counter_for_path(path: str, mtime: float, settings: tuple) -> HeadCounter:
+    """Return a cached counter for a checkpoint; the file's mtime in the key reloads it after retraining."""
+    return HeadCounter(path, **dict(settings))
+
+
+def count_heads(
+    image_bgr: np.ndarray,
+    weights_or_model: str | Path | torch.nn.Module | HeadCounter,
+    conf: float | None = None,
+    **kwargs: Any,
+) -> CountResult:
+    """Count heads in a BGR image.
+
+    Args:
+        image_bgr (np.ndarray): Image (H, W, 3) BGR uint8, as `cv2.imread` returns it.
+        weights_or_model (str | Path | torch.nn.Module | HeadCounter): A checkpoint path (its loaded model is cached
+            per path and settings), a model (loaded on every call), or a `HeadCounter` to reuse (`conf` and `kwargs`
+            are then ignored).
+        conf (float, optional): Confidence threshold; None uses the checkpoint's calibrated count threshold.
+        **kwargs (Any): Other `HeadCounter` settings: iou, imgsz, max_det, device, half, tile, tile_overlap.
+
+    Returns:
+        (CountResult): Count, boxes (N, 4) xyxy pixels, centres (N, 2), scores (N,).
+
+    Examples:
+        >>> r = count_heads(cv2.imread("crowd.jpg"), "best.pt", tile=True)
+        >>> r.count, r.centres.shape
+    """
+    if isinstance(weights_or_model, HeadCounter):
+        counter = weights_or_model
+    elif isinstance(weights_or_model, (str, Path)):
+        path = Path(weights_or_model).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights not found: {weights_or_model}")
+        hashable = {k: tuple(v) if isinstance(v, list) else v for k, v in {**kwargs, "conf": conf}.items()}
+        settings = tuple(sorted(hashable.items()))
+        counter = _counter_for_path(str(path), path.stat().st_mtime, settings)
+    else:
+        counter = HeadCounter(weights_or_model, conf=conf, **kwargs)
+    return counter(image_bgr)
