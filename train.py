@@ -15,6 +15,7 @@ from pathlib import Path
 from data.resolve import SYNTHETIC, resolve_data
 from utils import MAX_DET, ROOT
 from utils.detection_loss import OBJ_LOSSES
+from utils.trainer import DEFAULT_MODEL, MFLTrainer
 
 # The embedded default must finish in a few minutes on a 2-core CPU; real datasets get YOLOv5's defaults.
 RECIPES = {True: {"epochs": 10, "imgsz": 320}, False: {"epochs": 100, "imgsz": 640}}
@@ -24,7 +25,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's training flags."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default="", help="initial weights .pt ('' trains from scratch, as the paper)")
-    p.add_argument("--cfg", default=str(ROOT / "models" / "yolov5n-mfl.yaml"), help="model YAML (scale by name)")
+    p.add_argument("--cfg", default="", help="model YAML, scale by name (default: the weights' own, else yolov5n-mfl)")
     p.add_argument("--data", default=SYNTHETIC, help="data YAML, or 'synthetic' for the built-in crowd set")
     p.add_argument("--hyp", default=str(ROOT / "data" / "hyps" / "hyp.scratch.yaml"), help="hyperparameter YAML")
     p.add_argument("--loss", choices=OBJ_LOSSES, default=None, help="objectness loss (default: the hyp file's, mfl)")
@@ -52,7 +53,7 @@ def overrides_from(opt: argparse.Namespace) -> dict:
     weights = opt.weights or None
     ov = {
         "data": resolve_data(opt.data),
-        "model": weights if weights and not opt.cfg else opt.cfg,
+        "model": opt.cfg or weights or str(DEFAULT_MODEL),
         "pretrained": weights or False,
         "epochs": opt.epochs or recipe["epochs"],
         "batch": opt.batch_size,
@@ -75,8 +76,6 @@ def overrides_from(opt: argparse.Namespace) -> dict:
 
 def main(opt: argparse.Namespace) -> Path:
     """Train and return the run folder."""
-    from utils.trainer import MFLTrainer
-
     trainer = MFLTrainer(overrides=overrides_from(opt), hyp=opt.hyp)
     trainer.train()
     print(f"Results saved to {trainer.save_dir} (best weights: {trainer.best})")

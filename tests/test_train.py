@@ -7,6 +7,7 @@ import pytest
 import torch
 from ultralytics.utils.nms import non_max_suppression
 
+import train as train_cli
 from data.synthetic import ensure_synthetic_crowd
 from models.head import AnchorDetect
 from models.yolo import AnchorDetectionModel
@@ -25,8 +26,9 @@ def tiny_data(tmp_path_factory) -> str:
     return str(ensure_synthetic_crowd(12, 4, 128, 60, seed=1, root=tmp_path_factory.mktemp("crowd")))
 
 
-def _train(data: str, project, name: str, **overrides) -> MFLTrainer:
-    args = dict(
+def _args(data: str, project, name: str, **overrides) -> dict:
+    """Small deterministic CPU run: 3 epochs of 3 batches at 128 px, no augmentation."""
+    base = dict(
         data=data,
         model=CFG,
         epochs=3,
@@ -42,10 +44,12 @@ def _train(data: str, project, name: str, **overrides) -> MFLTrainer:
         deterministic=True,
         warmup_epochs=0,
         lr0=0.02,
-        **NO_AUGMENT,
     )
-    args.update(overrides)
-    trainer = MFLTrainer(overrides=args)
+    return {**base, **NO_AUGMENT, **overrides}
+
+
+def _train(data: str, project, name: str, **overrides) -> MFLTrainer:
+    trainer = MFLTrainer(overrides=_args(data, project, name, **overrides))
     trainer.train()
     return trainer
 
@@ -70,21 +74,7 @@ def test_resume_continues_interrupted_run(tiny_data, tmp_path):
     def crash_after_first_save(trainer):
         raise RuntimeError("simulated interruption")
 
-    trainer = MFLTrainer(
-        overrides=dict(
-            data=tiny_data,
-            model=CFG,
-            epochs=3,
-            imgsz=128,
-            batch=4,
-            workers=0,
-            device="cpu",
-            project=str(tmp_path),
-            name="run",
-            exist_ok=True,
-            plots=False,
-        )
-    )
+    trainer = MFLTrainer(overrides=_args(tiny_data, tmp_path, "run"))
     trainer.add_callback("on_model_save", crash_after_first_save)
     with pytest.raises(RuntimeError, match="simulated interruption"):
         trainer.train()
@@ -100,24 +90,29 @@ def test_resume_continues_interrupted_run(tiny_data, tmp_path):
 
 
 def test_finetune_from_checkpoint(tiny_data, tmp_path):
-    """--weights best.pt loads a trained checkpoint into a new run (same architecture, same weights at start)."""
+    """train.py --weights best.pt starts a new run from the checkpoint: its architecture and its weights."""
     first = _train(tiny_data, tmp_path, "first", epochs=1)
-    second = MFLTrainer(
-        overrides=dict(
-            data=tiny_data,
-            model=CFG,
-            pretrained=str(first.best),
-            epochs=1,
-            imgsz=128,
-            batch=4,
-            workers=0,
-            device="cpu",
-            project=str(tmp_path),
-            name="second",
-            exist_ok=True,
-            plots=False,
-        )
+    opt = train_cli.parse_opt(
+        [
+            "--weights",
+            str(first.best),
+            "--data",
+            tiny_data,
+            "--img",
+            "128",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--project",
+            str(tmp_path),
+            "--name",
+            "second",
+        ]
     )
+    second = MFLTrainer(overrides=train_cli.overrides_from(opt), hyp=opt.hyp)
     second._setup_train()
     ckpt = torch.load(first.best, weights_only=False)["model"].float().state_dict()
     state = second.model.state_dict()
