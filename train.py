@@ -60,7 +60,7 @@ def overrides_from(opt: argparse.Namespace) -> dict:
         "imgsz": opt.imgsz or recipe["imgsz"],
         "device": opt.device or None,
         "workers": opt.workers,
-        "project": opt.project,
+        "project": str(Path(opt.project).resolve()),  # Ultralytics would nest a relative one under its runs_dir
         "name": opt.name,
         "exist_ok": opt.exist_ok,
         "resume": opt.resume,

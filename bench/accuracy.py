@@ -66,7 +66,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         seed=opt.seed,
         deterministic=True,
         device=opt.device,
-        project=str(opt.project),
+        project=str(Path(opt.project).resolve()),
         name=name,
         exist_ok=True,
         warmup_epochs=opt.warmup_epochs,
