@@ -10,6 +10,7 @@ from copy import copy
 from pathlib import Path
 from typing import Any
 
+import torch
 from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK, YAML
@@ -21,6 +22,15 @@ from utils.threads import use_all_cores
 
 DEFAULT_HYP = ROOT / "data" / "hyps" / "hyp.scratch.yaml"
 DEFAULT_MODEL = ROOT / "models" / "yolov5n-mfl.yaml"
+
+
+def amp_mode() -> bool | str:
+    """Mixed precision that needs no download: bf16 autocast where the GPU has it, else none.
+
+    Ultralytics validates fp16 AMP by downloading yolo26n.pt and comparing outputs; it skips that check for bf16,
+    which needs no gradient scaler either. On CPU the value is irrelevant (Ultralytics disables AMP there).
+    """
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else False
 
 
 class MFLTrainer(DetectionTrainer):
@@ -52,6 +62,7 @@ class MFLTrainer(DetectionTrainer):
             "max_det": MAX_DET,
             "iou": 0.6,
             "project": str(ROOT / "runs" / "train"),
+            "amp": amp_mode(),
         }
         base.update(YAML.load(DEFAULT_HYP))  # every loss key exists, even when a custom hyp file omits some
         if hyp:
