@@ -272,3 +272,25 @@ def test_training_adds_counting_columns(crowd):
     expected = 0.5 * row["metrics/mAP50-95(B)"] + 0.5 / (1 + row["metrics/MAE(count)"] / 2.0)
     assert trainer.best_fitness == pytest.approx(expected, abs=1e-4)
     assert isinstance(trainer.validator.count_conf, float)
+
+
+def test_postprocess_never_drops_images_on_slow_nms(monkeypatch):
+    """Ultralytics' NMS stops after its time budget and leaves later images empty; ours keeps every image.
+
+    The clock is faked to advance 100 s per reading, so any time limit is exceeded after the first image.
+    """
+    from types import SimpleNamespace
+
+    from ultralytics.utils import nms as nms_module
+
+    from utils.validator import CountingValidator
+
+    clock = iter(range(0, 10**9, 100))
+    monkeypatch.setattr(nms_module, "time", SimpleNamespace(time=lambda: next(clock)))
+    xy = torch.arange(10, dtype=torch.float32) * 50 + 25  # 10 disjoint 20 px boxes per image
+    one = torch.stack((xy, xy, torch.full_like(xy, 20), torch.full_like(xy, 20), torch.full_like(xy, 0.9)))
+    preds = one.expand(3, -1, -1).clone()  # (3 images, 5, 10)
+    default = nms_module.non_max_suppression(preds, 0.001, 0.6, max_det=3000)
+    assert [len(d) for d in default] != [10, 10, 10], "the fake clock must trip Ultralytics' default time limit"
+    out = CountingValidator(args={"conf": 0.001, "iou": 0.6, "max_det": 3000}).postprocess(preds)
+    assert [len(o["bboxes"]) for o in out] == [10, 10, 10]
