@@ -152,7 +152,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--val-subset", type=int, default=0, help="fixed random subset of val images (0: all)")
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--conf", type=float, default=0.01, help="NMS confidence for validation (the count sweep starts here)")
+    p.add_argument("--conf", type=float, default=0.01, help="validation NMS confidence (count sweep start)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="")
     p.add_argument("--project", default=str(ROOT / "runs" / "bench_accuracy"))

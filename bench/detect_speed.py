@@ -41,6 +41,7 @@ from bench.common import (  # noqa: E402
     markdown_table,
     med,
     spread,
+    untrained_checkpoint,
 )
 from utils import MAX_DET, ROOT  # noqa: E402
 
@@ -58,17 +59,6 @@ def make_frames(folder: Path, n: int, wh: tuple[int, int]) -> Path:
     for i, f in enumerate(sorted(root.glob("*.jpg"))[:n]):
         cv2.imwrite(str(folder / f"frame_{i:03d}.jpg"), cv2.resize(cv2.imread(str(f)), wh))
     return folder
-
-
-def untrained_checkpoint(path: Path, cfg: str) -> Path:
-    """Save a freshly built yolov5n-mfl as a checkpoint detect.py can load (no count threshold stored)."""
-    from models.yolo import AnchorDetectionModel
-
-    torch.manual_seed(0)
-    model = AnchorDetectionModel(cfg, nc=1, verbose=False).eval()
-    model.names = {0: "head"}
-    torch.save({"model": model, "train_args": {"imgsz": 640}}, path)
-    return path
 
 
 class Contenders:

@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere, like bench/targets.py
 
-from bench.common import THREADS_HELP, load, machine_header, markdown_table  # noqa: E402
+from bench.common import THREADS_HELP, load, machine_header, markdown_table, untrained_checkpoint  # noqa: E402
 from utils import ROOT  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -73,17 +73,6 @@ def default_data(n: int) -> str:
     from data.synthetic import ensure_synthetic_crowd
 
     return str(ensure_synthetic_crowd(n_train=0, n_val=n, size=640, max_heads=100, seed=0))
-
-
-def untrained_checkpoint(path: Path, cfg: str) -> Path:
-    """Save a freshly built yolov5n-mfl as a checkpoint val.py can load (no count threshold stored)."""
-    from models.yolo import AnchorDetectionModel
-
-    torch.manual_seed(0)
-    model = AnchorDetectionModel(cfg, nc=1, verbose=False).eval()
-    model.names = {0: "head"}
-    torch.save({"model": model, "train_args": {"imgsz": 640}}, path)
-    return path
 
 
 def wrap_nms(timers: Timers, lift_limit: bool) -> None:
