@@ -18,7 +18,7 @@ from utils.detection_loss import OBJ_LOSSES
 from utils.trainer import DEFAULT_MODEL, MFLTrainer
 
 # The embedded default must finish in a few minutes on a 2-core CPU; real datasets get YOLOv5's defaults.
-RECIPES = {True: {"epochs": 10, "imgsz": 320}, False: {"epochs": 100, "imgsz": 640}}
+RECIPES = {True: {"epochs": 30, "imgsz": 320, "batch": 8}, False: {"epochs": 100, "imgsz": 640, "batch": 16}}
 
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,8 +29,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default=SYNTHETIC, help="data YAML, or 'synthetic' for the built-in crowd set")
     p.add_argument("--hyp", default=str(ROOT / "data" / "hyps" / "hyp.scratch.yaml"), help="hyperparameter YAML")
     p.add_argument("--loss", choices=OBJ_LOSSES, default=None, help="objectness loss (default: the hyp file's, mfl)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 10 on synthetic, else 100)")
-    p.add_argument("--batch-size", type=int, default=16, help="total batch size for all GPUs")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 30 on synthetic, else 100)")
+    p.add_argument("--batch-size", type=int, default=None, help="total batch size for all GPUs (8 synthetic, else 16)")
     p.add_argument(
         "--imgsz", "--img", "--img-size", type=int, default=None, help="image size (320 synthetic, else 640)"
     )
@@ -56,7 +56,7 @@ def overrides_from(opt: argparse.Namespace) -> dict:
         "model": opt.cfg or weights or str(DEFAULT_MODEL),
         "pretrained": weights or False,
         "epochs": opt.epochs or recipe["epochs"],
-        "batch": opt.batch_size,
+        "batch": opt.batch_size or recipe["batch"],
         "imgsz": opt.imgsz or recipe["imgsz"],
         "device": opt.device or None,
         "workers": opt.workers,
