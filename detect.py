@@ -15,6 +15,10 @@ or frame) and, with --save-txt, YOLO labels. The exit code is 1 when any source 
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: no downloads, no network checks
+
 import argparse
 import sys
 from pathlib import Path

@@ -9,6 +9,10 @@ Usage:
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: no downloads, no network checks
+
 import argparse
 from pathlib import Path
 

@@ -15,6 +15,10 @@ the val split, then applied to test, so the test figures stay held-out.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: no downloads, no network checks
+
 import argparse
 from pathlib import Path
 from typing import Any
