@@ -87,4 +87,7 @@ def main(opt: argparse.Namespace) -> Path:
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    try:
+        main(parse_opt())
+    except FileNotFoundError as e:  # missing --data/--weights/--cfg: one line, not a traceback
+        raise SystemExit(f"ERROR: {e}") from None

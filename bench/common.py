@@ -23,7 +23,7 @@ import torch
 THREADS_HELP = (
     "torch threads; 0 = every core, as our training, val and detect paths use. Default 1: on a 2-core machine shared "
     "with other jobs, two OpenMP threads wait on each other whenever one is descheduled, and timings turn into "
-    "scheduler noise (see bench/SPEED_RESULTS.md); use 0 on an idle machine"
+    "scheduler noise (see BENCHMARKS.md, 'Machine and conditions'); use 0 on an idle machine"
 )
 
 

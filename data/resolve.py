@@ -21,6 +21,8 @@ def resolve_data(data: str | Path) -> str:
         from data.synthetic import ensure_synthetic_crowd
 
         return str(ensure_synthetic_crowd())
+    if not Path(data).is_file():  # Ultralytics would otherwise try to download a YAML of that name
+        raise FileNotFoundError(f"--data {data}: no such file (give a data YAML, or 'synthetic' for the built-in set)")
     from data.prepare import ensure_dataset
 
     return ensure_dataset(data)

@@ -151,3 +151,18 @@ def test_full_model_inference_layout():
     assert y.shape == (2, 5, 3 * cells)
     assert [r.shape[-1] for r in raw] == [6, 6, 6]
     assert (y[:, 4] >= 0).all() and (y[:, 4] <= 1).all()
+
+
+def test_missing_data_yaml_is_a_one_line_error(tmp_path):
+    """train.py --data with a missing file stops before training with an error naming the file."""
+    import subprocess
+    import sys
+
+    missing = tmp_path / "nosuch.yaml"
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(missing)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"ERROR: --data {missing}: no such file (give a data YAML, or 'synthetic' for the built-in set)"
+    )
+    assert "Traceback" not in proc.stderr
