@@ -31,6 +31,23 @@ RUNS = {  # name: objectness overrides
     "mfl": {"loss": "mfl", "mfl_target": "gaussian"},
     "mfl-binary": {"loss": "mfl", "mfl_target": "binary"},
 }
+STOCK = "stock"  # reference row: Ultralytics' own YOLOv5n (anchor-free head, its loss and default hyperparameters)
+STOCK_MODEL = "yolov5n.yaml"
+
+
+def stock_trainer(overrides: dict):
+    """Ultralytics' DetectionTrainer on its stock YOLOv5n, validated and checkpointed as ours are (counting report)."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    from utils import MAX_DET
+    from utils.offline import provide_fonts
+    from utils.trainer import CountingTrainerMixin, amp_mode
+
+    class StockCountingTrainer(CountingTrainerMixin, DetectionTrainer):
+        pass
+
+    provide_fonts()
+    return StockCountingTrainer(overrides={**overrides, "model": STOCK_MODEL, "max_det": MAX_DET, "amp": amp_mode()})
 
 
 def subset_yaml(data_yaml: str, n_train: int, n_val: int, seed: int, out: Path) -> str:
@@ -73,9 +90,9 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         workers=opt.workers,
         plots=False,
         conf=opt.conf,
-        **RUNS[name],
+        iou=0.6,
     )
-    trainer = MFLTrainer(overrides=overrides)
+    trainer = stock_trainer(overrides) if name == STOCK else MFLTrainer(overrides={**overrides, **RUNS[name]})
     trainer.train()
     val = CountingValidator(
         save_dir=Path(opt.project) / f"{name}-val",
@@ -99,21 +116,30 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         "mAP50": metrics["metrics/mAP50(B)"],
         "F1_sigma_l": report["localisation"]["sigma_l"]["F1"],
         "count_conf": val.count_conf,
-        "epochs_csv": str(trainer.save_dir / "results.csv"),
     }
 
 
-def plot_mae(rows: list[dict], path: Path) -> None:
-    """Validation MAE per epoch, one line per loss."""
+def merge_summary(rows: list[dict], path: Path) -> pd.DataFrame:
+    """Rows of this run, plus the rows of an earlier summary.csv in the same project for losses not re-run."""
+    table = pd.DataFrame(rows)
+    if path.exists():
+        old = pd.read_csv(path)
+        table = pd.concat([old[~old["loss"].isin(table["loss"])], table], ignore_index=True)
+    order = {name: i for i, name in enumerate([*RUNS, STOCK])}
+    return table.sort_values("loss", key=lambda c: c.map(order)).reset_index(drop=True)
+
+
+def plot_mae(project: Path, names: list[str], path: Path) -> None:
+    """Validation MAE per epoch (each run's results.csv), one line per loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), tight_layout=True)
-    for r in rows:
-        df = pd.read_csv(r["epochs_csv"])
-        ax.plot(df["epoch"], df["metrics/MAE(count)"], marker="o", label=r["loss"])
+    for name in names:
+        df = pd.read_csv(project / name / "results.csv")
+        ax.plot(df["epoch"], df["metrics/MAE(count)"], marker="o", label=name)
     ax.set(xlabel="epoch", ylabel="val MAE (calibrated threshold)", title="Validation MAE per epoch")
     ax.legend()
     fig.savefig(path, dpi=120)
@@ -127,7 +153,7 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
     if opt.train_subset or opt.val_subset:
         data = subset_yaml(data, opt.train_subset, opt.val_subset, opt.seed, project / "subset")
     rows = [run_one(name, data, opt) for name in opt.losses]
-    table = pd.DataFrame(rows).drop(columns="epochs_csv")
+    table = merge_summary(rows, project / "summary.csv")
     table.to_csv(project / "summary.csv", index=False)
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
     body = "".join(
@@ -135,7 +161,7 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
         for row in table.itertuples(index=False)
     )
     (project / "summary.md").write_text(header + body)
-    plot_mae(rows, project / "mae_per_epoch.png")
+    plot_mae(project, list(table["loss"]), project / "mae_per_epoch.png")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return table
 
@@ -144,7 +170,13 @@ def parse_opt() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT / "data" / "scut_head_a.yaml"))
     p.add_argument("--cfg", default=str(ROOT / "models" / "yolov5n-mfl.yaml"))
-    p.add_argument("--losses", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument(
+        "--losses",
+        nargs="+",
+        default=list(RUNS),
+        choices=[*RUNS, STOCK],
+        help=f"rows to (re)train; '{STOCK}' adds Ultralytics' own {STOCK_MODEL} with its defaults as a reference",
+    )
     p.add_argument("--imgsz", type=int, default=512)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch", type=int, default=8)

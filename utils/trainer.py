@@ -33,7 +33,39 @@ def amp_mode() -> bool | str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else False
 
 
-class MFLTrainer(DetectionTrainer):
+class CountingTrainerMixin:
+    """What every trainer of ours adds to an Ultralytics trainer: the counting validator, the stored count threshold,
+    and both CPU cores for training.
+
+    Shared by `MFLTrainer` and by the stock Ultralytics baseline in bench/accuracy.py, so both are validated and
+    checkpointed the same way.
+    """
+
+    def _setup_train(self):
+        """Set up as Ultralytics does, then give torch every core on CPU.
+
+        Ultralytics trains on CPU with no data-loader workers and `cpu_count - 1` torch threads, which leaves one of
+        two cores idle; the model's forward and backward are the bottleneck, so they get both.
+        """
+        super()._setup_train()
+        if self.device.type == "cpu":
+            use_all_cores()
+
+    def get_validator(self):
+        """Return the counting validator (MAE/RMSE and the calibrated count threshold on every validation pass)."""
+        from utils.validator import CountingValidator
+
+        return CountingValidator(
+            self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
+        )
+
+    def save_model(self):
+        """Attach the count threshold calibrated on the validation split to the model before Ultralytics saves it."""
+        setattr(self.ema.ema, COUNT_CONF_KEY, getattr(self.validator, "count_conf", None))
+        return super().save_model()
+
+
+class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
     """Train YOLOv5 with an anchor head whose objectness loss is chosen by `loss` (default Mask Focal Loss).
 
     Our hyperparameter keys (loss, obj, fl_*, mfl_*, hm_*) join Ultralytics' configuration as defaults taken from the
@@ -70,16 +102,6 @@ class MFLTrainer(DetectionTrainer):
         provide_fonts()  # plots and dataset checks would otherwise download Arial.ttf
         super().__init__(cfg=base, overrides=overrides, _callbacks=_callbacks)
 
-    def _setup_train(self):
-        """Set up as Ultralytics does, then give torch every core on CPU.
-
-        Ultralytics trains on CPU with no data-loader workers and `cpu_count - 1` torch threads, which leaves one of
-        two cores idle; the model's forward and backward are the bottleneck, so they get both.
-        """
-        super()._setup_train()
-        if self.device.type == "cpu":
-            use_all_cores()
-
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AnchorDetectionModel:
         """Build the anchor-head model from a YAML (or a checkpoint's YAML) and load `weights` if given."""
         model = AnchorDetectionModel(
@@ -89,16 +111,3 @@ class MFLTrainer(DetectionTrainer):
         if weights:
             model.load(weights)
         return model
-
-    def get_validator(self):
-        """Return the counting validator (MAE/RMSE and the calibrated count threshold on every validation pass)."""
-        from utils.validator import CountingValidator
-
-        return CountingValidator(
-            self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
-        )
-
-    def save_model(self):
-        """Attach the count threshold calibrated on the validation split to the model before Ultralytics saves it."""
-        setattr(self.ema.ema, COUNT_CONF_KEY, getattr(self.validator, "count_conf", None))
-        return super().save_model()
