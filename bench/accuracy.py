@@ -91,6 +91,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         plots=False,
         conf=opt.conf,
         iou=0.6,
+        **({"optimizer": opt.optimizer} if opt.optimizer else {}),
     )
     trainer = stock_trainer(overrides) if name == STOCK else MFLTrainer(overrides={**overrides, **RUNS[name]})
     trainer.train()
@@ -151,7 +152,7 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
     project = Path(opt.project).resolve()
     data = resolve_data(opt.data)
     if opt.train_subset or opt.val_subset:
-        data = subset_yaml(data, opt.train_subset, opt.val_subset, opt.seed, project / "subset")
+        data = subset_yaml(data, opt.train_subset, opt.val_subset, opt.subset_seed, project / "subset")
     rows = [run_one(name, data, opt) for name in opt.losses]
     table = merge_summary(rows, project / "summary.csv")
     table.to_csv(project / "summary.csv", index=False)
@@ -185,7 +186,9 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--conf", type=float, default=0.01, help="validation NMS confidence (count sweep start)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--subset-seed", type=int, default=0, help="seed of the subset draws, fixed across training seeds")
+    p.add_argument("--optimizer", default="", help="optimizer for every row, e.g. SGD or auto (default: each row's own)")
     p.add_argument("--device", default="")
     p.add_argument("--project", default=str(ROOT / "runs" / "bench_accuracy"))
     return p.parse_args()

@@ -18,3 +18,23 @@ def test_merge_summary_replaces_rerun_rows_and_keeps_the_rest(tmp_path):
 def test_merge_summary_without_earlier_table(tmp_path):
     table = merge_summary([{"loss": "heatmap", "MAE": 1.5}], tmp_path / "summary.csv")
     assert table.to_dict("records") == [{"loss": "heatmap", "MAE": 1.5}]
+
+
+def test_subset_yaml_draws_fixed_subsets(tmp_path):
+    from bench.accuracy import subset_yaml
+
+    for split, n in (("train", 10), ("val", 4)):
+        (tmp_path / "ds" / "images" / split).mkdir(parents=True)
+        for i in range(n):
+            (tmp_path / "ds" / "images" / split / f"{i}.jpg").touch()
+    (tmp_path / "ds" / "notes.txt").touch()
+    data = tmp_path / "ds.yaml"
+    data.write_text(f"path: {tmp_path / 'ds'}\ntrain: images/train\nval: images/val\nnames:\n  0: head\n")
+
+    first = subset_yaml(str(data), 3, 0, seed=0, out=tmp_path / "a")
+    again = subset_yaml(str(data), 3, 0, seed=0, out=tmp_path / "b")
+    train = (tmp_path / "a" / "train.txt").read_text().split()
+    assert len(train) == 3 and len(set(train)) == 3 and all(p.endswith(".jpg") for p in train)
+    assert train == (tmp_path / "b" / "train.txt").read_text().split()  # same seed, same images
+    assert len((tmp_path / "a" / "val.txt").read_text().split()) == 4  # 0: the whole split
+    assert "train: train.txt" in open(first).read() and first != again
