@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -92,6 +94,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         conf=opt.conf,
         iou=0.6,
         **({"optimizer": opt.optimizer} if opt.optimizer else {}),
+        **dict(parse_override(kv) for kv in opt.set),
     )
     trainer = stock_trainer(overrides) if name == STOCK else MFLTrainer(overrides={**overrides, **RUNS[name]})
     trainer.train()
@@ -120,6 +123,14 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
     }
 
 
+def parse_override(text: str) -> tuple[str, Any]:
+    """'key=value' from the command line, the value read as YAML (numbers, booleans, strings)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set expects key=value, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def merge_summary(rows: list[dict], path: Path) -> pd.DataFrame:
     """Rows of this run, plus the rows of an earlier summary.csv in the same project for losses not re-run."""
     table = pd.DataFrame(rows)
@@ -141,6 +152,7 @@ def plot_mae(project: Path, names: list[str], path: Path) -> None:
     for name in names:
         df = pd.read_csv(project / name / "results.csv")
         ax.plot(df["epoch"], df["metrics/MAE(count)"], marker="o", label=name)
+    ax.set_yscale("log")  # early epochs can miscount by 100x; the last epochs differ by a few heads
     ax.set(xlabel="epoch", ylabel="val MAE (calibrated threshold)", title="Validation MAE per epoch")
     ax.legend()
     fig.savefig(path, dpi=120)
@@ -189,6 +201,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the subset draws, fixed across training seeds")
     p.add_argument("--optimizer", default="", help="optimizer for every row, e.g. SGD or auto (default: each row's own)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="trainer overrides for every row")
     p.add_argument("--device", default="")
     p.add_argument("--project", default=str(ROOT / "runs" / "bench_accuracy"))
     return p.parse_args()

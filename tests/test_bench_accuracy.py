@@ -38,3 +38,17 @@ def test_subset_yaml_draws_fixed_subsets(tmp_path):
     assert train == (tmp_path / "b" / "train.txt").read_text().split()  # same seed, same images
     assert len((tmp_path / "a" / "val.txt").read_text().split()) == 4  # 0: the whole split
     assert "train: train.txt" in open(first).read() and first != again
+
+
+def test_parse_override_reads_yaml_values():
+    import argparse
+
+    import pytest
+
+    from bench.accuracy import parse_override
+
+    assert parse_override("warmup_bias_lr=0.0") == ("warmup_bias_lr", 0.0)
+    assert parse_override("optimizer=AdamW") == ("optimizer", "AdamW")
+    assert parse_override("mfl_poly=false") == ("mfl_poly", False)
+    with pytest.raises(argparse.ArgumentTypeError, match="key=value"):
+        parse_override("warmup_bias_lr")
