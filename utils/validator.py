@@ -281,7 +281,7 @@ class CountingValidator(DetectionValidator):
         LOGGER.info(
             f"Count threshold sweep (lowest MAE at {r.calibrated_conf:.3g}):\n"
             + "\n".join(
-                f"{name:>6}" + "".join(f"{v:8.3g}" for v in values[cols])
+                f"{name:>6}" + "".join(f" {v:7.4g}" for v in values[cols])
                 for name, values in (("conf", r.thresholds), ("MAE", r.mae_sweep), ("RMSE", r.rmse_sweep))
             )
         )
