@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -93,8 +91,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         plots=False,
         conf=opt.conf,
         iou=0.6,
-        **({"optimizer": opt.optimizer} if opt.optimizer else {}),
-        **dict(parse_override(kv) for kv in opt.set),
+        **dict(opt.set),
     )
     trainer = stock_trainer(overrides) if name == STOCK else MFLTrainer(overrides={**overrides, **RUNS[name]})
     trainer.train()
@@ -123,12 +120,14 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
     }
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """'key=value' from the command line, the value read as YAML (numbers, booleans, strings)."""
+def parse_override(text: str) -> tuple[str, object]:
+    """'key=value' from the command line, the value typed as Ultralytics' own `yolo ... key=value` CLI types it."""
+    from ultralytics.cfg import smart_value
+
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not (sep and key.strip() and value.strip()):
         raise argparse.ArgumentTypeError(f"--set expects key=value, got {text!r}")
-    return key, yaml.safe_load(value)
+    return key.strip(), smart_value(value.strip())
 
 
 def merge_summary(rows: list[dict], path: Path) -> pd.DataFrame:
@@ -179,7 +178,7 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
     return table
 
 
-def parse_opt() -> argparse.Namespace:
+def parse_opt(args: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT / "data" / "scut_head_a.yaml"))
     p.add_argument("--cfg", default=str(ROOT / "models" / "yolov5n-mfl.yaml"))
@@ -200,11 +199,17 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--conf", type=float, default=0.01, help="validation NMS confidence (count sweep start)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the subset draws, fixed across training seeds")
-    p.add_argument("--optimizer", default="", help="optimizer for every row, e.g. SGD or auto (default: each row's own)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="trainer overrides for every row")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        type=parse_override,
+        metavar="KEY=VALUE",
+        help="trainer overrides for every row, e.g. optimizer=auto warmup_bias_lr=0.0",
+    )
     p.add_argument("--device", default="")
     p.add_argument("--project", default=str(ROOT / "runs" / "bench_accuracy"))
-    return p.parse_args()
+    return p.parse_args(args)
 
 
 if __name__ == "__main__":

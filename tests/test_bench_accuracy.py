@@ -37,18 +37,17 @@ def test_subset_yaml_draws_fixed_subsets(tmp_path):
     assert len(train) == 3 and len(set(train)) == 3 and all(p.endswith(".jpg") for p in train)
     assert train == (tmp_path / "b" / "train.txt").read_text().split()  # same seed, same images
     assert len((tmp_path / "a" / "val.txt").read_text().split()) == 4  # 0: the whole split
-    assert "train: train.txt" in open(first).read() and first != again
+    assert "train: train.txt" in open(first).read() and "val: val.txt" in open(again).read()
 
 
-def test_parse_override_reads_yaml_values():
-    import argparse
-
+def test_set_overrides_are_typed_and_malformed_ones_stop_with_one_line(capsys):
     import pytest
 
-    from bench.accuracy import parse_override
+    from bench.accuracy import parse_opt
 
-    assert parse_override("warmup_bias_lr=0.0") == ("warmup_bias_lr", 0.0)
-    assert parse_override("optimizer=AdamW") == ("optimizer", "AdamW")
-    assert parse_override("mfl_poly=false") == ("mfl_poly", False)
-    with pytest.raises(argparse.ArgumentTypeError, match="key=value"):
-        parse_override("warmup_bias_lr")
+    opt = parse_opt(["--set", "warmup_bias_lr=0.0", "optimizer=AdamW", "mfl_poly=false", "epochs=3"])
+    assert dict(opt.set) == {"warmup_bias_lr": 0.0, "optimizer": "AdamW", "mfl_poly": False, "epochs": 3}
+    with pytest.raises(SystemExit):
+        parse_opt(["--set", "warmup_bias_lr"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--set expects key=value, got 'warmup_bias_lr'" in err
