@@ -31,7 +31,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights", default="", help="initial weights .pt ('' trains from scratch, as the paper)")
     p.add_argument("--cfg", default="", help="model YAML, scale by name (default: the weights' own, else yolov5n-mfl)")
     p.add_argument("--data", default=SYNTHETIC, help="data YAML, or 'synthetic' for the built-in crowd set")
-    p.add_argument("--hyp", default=str(ROOT / "data" / "hyps" / "hyp.scratch.yaml"), help="hyperparameter YAML")
+    p.add_argument(
+        "--hyp", default="", help="hyperparameter YAML (default: the head's, data/hyps/hyp.scratch.yaml or -u.yaml)"
+    )
     p.add_argument("--loss", choices=OBJ_LOSSES, default=None, help="objectness loss (default: the hyp file's, mfl)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 30 on synthetic, else 100)")
     p.add_argument("--batch-size", type=int, default=None, help="total batch size for all GPUs (8 synthetic, else 16)")
@@ -80,7 +82,7 @@ def overrides_from(opt: argparse.Namespace) -> dict:
 
 def main(opt: argparse.Namespace) -> Path:
     """Train and return the run folder."""
-    trainer = MFLTrainer(overrides=overrides_from(opt), hyp=opt.hyp)
+    trainer = MFLTrainer(overrides=overrides_from(opt), hyp=opt.hyp or None)
     trainer.train()
     print(f"Results saved to {trainer.save_dir} (best weights: {trainer.best})")
     return Path(trainer.save_dir)

@@ -1,13 +1,16 @@
-"""Benchmark: the paper's Table VI for our model, one objectness loss per row, same model, data, epochs and seed.
+"""Benchmark: the paper's Table VI for our models, one head × objectness loss per row, same data, epochs and seed.
 
-Trains from scratch once per loss (bce, focal, heatmap, mfl with Gaussian targets, mfl with binary targets) on the
+Trains from scratch once per row (bce, focal, heatmap, mfl with Gaussian targets, mfl with binary targets, on the
+YOLOv5 anchor head and, as `free-*`, on the anchor-free YOLOv5u head; `stock` is Ultralytics' own yolov5n) on the
 train split (optionally a fixed random subset), then reports on the val split (optionally a fixed subset): MAE, RMSE
 at the count threshold calibrated on that val split at the end of training (as the stock baseline's "best
-threshold"), mAP50, and centre F1 within σ_l. Writes summary.csv, summary.md and mae_per_epoch.png.
+threshold"), mAP50, and centre F1 within σ_l. Writes summary.csv, summary.md and mae_per_epoch.png in the project,
+and merges one row per trained model into bench/results/accuracy.csv (committed).
 
 Usage:
     python bench/accuracy.py --data data/scut_head_a.yaml --imgsz 512 --epochs 3 --batch 8 --train-subset 400 \
         --val-subset 200
+    python bench/accuracy.py --imgsz 512 --epochs 6 --batch 16 --losses stock free-bce free-mfl --seed 1
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.resolve import resolve_data  # noqa: E402
 from utils import ROOT  # noqa: E402
 
-RUNS = {  # name: objectness overrides
+LOSSES = {  # loss name: objectness overrides, for either head
     "bce": {"loss": "bce"},
     "focal": {"loss": "focal"},
     "heatmap": {"loss": "heatmap"},
     "mfl": {"loss": "mfl", "mfl_target": "gaussian"},
     "mfl-binary": {"loss": "mfl", "mfl_target": "binary"},
 }
+FREE = "free-"  # row prefix of the anchor-free YOLOv5u head
+RUNS = {**LOSSES, **{FREE + k: v for k, v in LOSSES.items()}}
+RESULTS = ROOT / "bench" / "results" / "accuracy.csv"  # one row per trained model, merged across runs
+RESULT_KEY = ["head", "loss", "variant", "seed", "imgsz", "epochs", "train_images", "val_images"]
 STOCK = "stock"  # reference row: Ultralytics' own YOLOv5n (anchor-free head, its loss and default hyperparameters)
 STOCK_MODEL = "yolov5n.yaml"
 
@@ -76,7 +83,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
 
     overrides = dict(
         data=data,
-        model=opt.cfg,
+        model=opt.cfg_free if name.startswith(FREE) else opt.cfg,
         epochs=opt.epochs,
         imgsz=opt.imgsz,
         batch=opt.batch,
@@ -84,7 +91,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         deterministic=True,
         device=opt.device,
         project=str(Path(opt.project).resolve()),
-        name=name,
+        name=row_name(name, opt),
         exist_ok=True,
         warmup_epochs=opt.warmup_epochs,
         workers=opt.workers,
@@ -96,7 +103,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
     trainer = stock_trainer(overrides) if name == STOCK else MFLTrainer(overrides={**overrides, **RUNS[name]})
     trainer.train()
     val = CountingValidator(
-        save_dir=Path(opt.project) / f"{name}-val",
+        save_dir=Path(opt.project) / f"{row_name(name, opt)}-val",
         args=dict(
             model=str(trainer.best),
             data=data,
@@ -111,13 +118,59 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
     metrics = val()
     report = val.report.to_dict()
     return {
-        "loss": name,
+        "loss": row_name(name, opt),
         "MAE": report["MAE"],
         "RMSE": report["RMSE"],
         "mAP50": metrics["metrics/mAP50(B)"],
         "F1_sigma_l": report["localisation"]["sigma_l"]["F1"],
         "count_conf": val.count_conf,
+        "val_images": len(val.report.files),
     }
+
+
+def row_name(name: str, opt: argparse.Namespace) -> str:
+    """The row's name in the tables: the loss, with the `--tag` of a variant run."""
+    return f"{name}[{opt.tag}]" if opt.tag else name
+
+
+def result_rows(rows: list[dict], opt: argparse.Namespace, train_images: int) -> pd.DataFrame:
+    """This run's rows in the layout of bench/results/accuracy.csv."""
+    out = []
+    for r in rows:
+        base = r["loss"].split("[")[0]
+        head = "stock-ultralytics" if base == STOCK else "yolov5u" if base.startswith(FREE) else "yolov5-anchor"
+        variant = " ".join(f"{k}={v}" for k, v in opt.set) or "default"
+        out.append(
+            dict(
+                head=head,
+                loss=base.removeprefix(FREE),
+                variant=variant,
+                seed=opt.seed,
+                imgsz=opt.imgsz,
+                epochs=opt.epochs,
+                train_images=train_images,
+                val_images=r["val_images"],
+                MAE=round(r["MAE"], 4),
+                RMSE=round(r["RMSE"], 4),
+                mAP50=round(r["mAP50"], 4),
+                F1_sigma_l=round(r["F1_sigma_l"], 4),
+                count_conf=round(r["count_conf"], 4),
+            )
+        )
+    return pd.DataFrame(out)
+
+
+def merge_results(new: pd.DataFrame, path: Path = RESULTS) -> pd.DataFrame:
+    """Merge rows into the committed results table: a re-run of the same model (RESULT_KEY) replaces its row."""
+    table = new
+    if path.exists():
+        old = pd.read_csv(path, dtype={"variant": str})
+        same = old[RESULT_KEY].astype(str).agg("|".join, axis=1).isin(new[RESULT_KEY].astype(str).agg("|".join, axis=1))
+        table = pd.concat([old[~same], new], ignore_index=True)
+    table = table.sort_values(RESULT_KEY, kind="stable").reset_index(drop=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -137,7 +190,19 @@ def merge_summary(rows: list[dict], path: Path) -> pd.DataFrame:
         old = pd.read_csv(path)
         table = pd.concat([old[~old["loss"].isin(table["loss"])], table], ignore_index=True)
     order = {name: i for i, name in enumerate([*RUNS, STOCK])}
-    return table.sort_values("loss", key=lambda c: c.map(order)).reset_index(drop=True)
+    return table.sort_values("loss", key=lambda c: c.str.split("[").str[0].map(order), kind="stable").reset_index(
+        drop=True
+    )
+
+
+def count_images(data_yaml: str, split: str) -> int:
+    """Number of images in a split of a data YAML (a folder or an image list)."""
+    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
+
+    src = Path(check_det_dataset(data_yaml)[split])
+    if src.is_file():
+        return sum(1 for line in src.read_text().splitlines() if line.strip())
+    return sum(1 for p in src.rglob("*") if p.suffix.lower().lstrip(".") in IMG_FORMATS)
 
 
 def plot_mae(project: Path, names: list[str], path: Path) -> None:
@@ -165,6 +230,7 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
     if opt.train_subset or opt.val_subset:
         data = subset_yaml(data, opt.train_subset, opt.val_subset, opt.subset_seed, project / "subset")
     rows = [run_one(name, data, opt) for name in opt.losses]
+    merge_results(result_rows(rows, opt, count_images(data, "train")), opt.results)
     table = merge_summary(rows, project / "summary.csv")
     table.to_csv(project / "summary.csv", index=False)
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
@@ -181,7 +247,10 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
 def parse_opt(args: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT / "data" / "scut_head_a.yaml"))
-    p.add_argument("--cfg", default=str(ROOT / "models" / "yolov5n-mfl.yaml"))
+    p.add_argument("--cfg", default=str(ROOT / "models" / "yolov5n-mfl.yaml"), help="model YAML of the anchor rows")
+    p.add_argument("--cfg-free", default=str(ROOT / "models" / "yolov5nu-mfl.yaml"), help="model YAML of free-* rows")
+    p.add_argument("--tag", default="", help="variant label appended to row names, e.g. for an ablation via --set")
+    p.add_argument("--results", type=Path, default=RESULTS, help="merged per-model results table (CSV)")
     p.add_argument(
         "--losses",
         nargs="+",

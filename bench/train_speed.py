@@ -47,7 +47,7 @@ from models.yolo import AnchorDetectionModel  # noqa: E402
 from utils import ROOT  # noqa: E402
 from utils.detection_loss import OBJ_LOSSES, YOLOv5Loss  # noqa: E402
 from utils.threads import use_all_cores  # noqa: E402
-from utils.trainer import DEFAULT_HYP  # noqa: E402
+from utils.trainer import HYPS  # noqa: E402
 
 GOAL = 1.05  # mfl step time / bce step time at 1,000 heads per image
 
@@ -67,7 +67,7 @@ class Stepper:
 
         self.device = device
         self.model = AnchorDetectionModel(cfg, nc=1, verbose=False).to(device).train()
-        hyp = YAML.load(DEFAULT_HYP)
+        hyp = YAML.load(HYPS["anchor"])
         self.criteria = {}
         for kind in losses:
             self.model.args = {**hyp, "loss": kind}

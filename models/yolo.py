@@ -1,9 +1,10 @@
-"""Detection model: Ultralytics builds the backbone and neck from the YAML, then the anchor head is attached."""
+"""Detection models: the YOLOv5 anchor head (the paper's model) and the anchor-free YOLOv5u head, both built by
+Ultralytics from our YAMLs and trained with the Focal Loss family."""
 
 from __future__ import annotations
 
 import torch
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 from models.head import AnchorDetect
 
@@ -65,3 +66,32 @@ class AnchorDetectionModel(DetectionModel):
         from utils.detection_loss import YOLOv5Loss
 
         return YOLOv5Loss.from_model(self)
+
+
+class AnchorFreeDetectionModel(DetectionModel):
+    """YOLOv5 with Ultralytics' anchor-free Detect head ("YOLOv5u"), its class score trained by `args.loss`.
+
+    The network is Ultralytics' own, built from models/yolov5u-mfl.yaml; only the loss differs
+    (utils/anchor_free_loss.py). A subclass of its own so checkpoints say which loss family they were trained with.
+
+    Examples:
+        >>> model = AnchorFreeDetectionModel("models/yolov5nu-mfl.yaml", nc=1, verbose=False)
+        >>> y, _ = model.eval()(torch.zeros(1, 3, 64, 64))  # y: (1, 5, A)
+    """
+
+    def init_criterion(self):
+        """Return Ultralytics' detection loss with the class term chosen by `args.loss`."""
+        from utils.anchor_free_loss import AnchorFreeLoss
+
+        return AnchorFreeLoss(self)
+
+
+def is_anchor_free(cfg: str | dict) -> bool:
+    """True for a model YAML (path or dict) without an `anchor_head` block: Ultralytics' Detect head."""
+    return "anchor_head" not in (cfg if isinstance(cfg, dict) else yaml_model_load(cfg))
+
+
+def build_model(cfg: str | dict, nc: int | None = None, ch: int = 3, verbose: bool = True) -> DetectionModel:
+    """Build the model a YAML describes: the anchor head when it has an `anchor_head` block, else the YOLOv5u head."""
+    cls = AnchorFreeDetectionModel if is_anchor_free(cfg) else AnchorDetectionModel
+    return cls(cfg, ch=ch, nc=nc, verbose=verbose)

@@ -15,12 +15,15 @@ from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK, YAML
 
-from models.yolo import AnchorDetectionModel
+from models.yolo import build_model, is_anchor_free
 from utils import COUNT_CONF_KEY, MAX_DET, ROOT
 from utils.offline import provide_fonts
 from utils.threads import use_all_cores
 
-DEFAULT_HYP = ROOT / "data" / "hyps" / "hyp.scratch.yaml"
+HYPS = {  # the default hyp file of each head
+    "anchor": ROOT / "data" / "hyps" / "hyp.scratch.yaml",  # YOLOv5's scratch recipe, YOLOv5's loss scale
+    "free": ROOT / "data" / "hyps" / "hyp.scratch-u.yaml",  # Ultralytics' defaults, as its own YOLOv5u trains
+}
 DEFAULT_MODEL = ROOT / "models" / "yolov5n-mfl.yaml"
 
 
@@ -65,11 +68,33 @@ class CountingTrainerMixin:
         return super().save_model()
 
 
-class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
-    """Train YOLOv5 with an anchor head whose objectness loss is chosen by `loss` (default Mask Focal Loss).
+def loss_defaults() -> dict[str, Any]:
+    """Every loss key of both heads with its default, for the keys Ultralytics' configuration lacks."""
+    from utils.anchor_free_loss import DEFAULTS
+    from utils.detection_loss import YOLOv5Loss
 
-    Our hyperparameter keys (loss, obj, fl_*, mfl_*, hm_*) join Ultralytics' configuration as defaults taken from the
-    hyp YAML, so command-line overrides of them pass Ultralytics' key check, also in the DDP re-launch.
+    return {**YOLOv5Loss.__init__.__kwdefaults__, **DEFAULTS}
+
+
+def head_of(model: str | Path) -> str:
+    """'anchor' or 'free': the head of a model YAML, or of the model stored in a checkpoint."""
+    if str(model).endswith(".pt"):
+        from ultralytics.nn.tasks import torch_safe_load
+
+        ckpt, _ = torch_safe_load(str(model))
+        cfg = (ckpt.get("ema") or ckpt["model"]).yaml
+    else:
+        cfg = str(model)
+    return "free" if is_anchor_free(cfg) else "anchor"
+
+
+class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
+    """Train a YOLOv5 head counter whose objectness is learned by the loss chosen by `loss` (default Mask Focal Loss).
+
+    Both heads: the YOLOv5 anchor head (models/yolov5-mfl.yaml, the paper's model) and the anchor-free YOLOv5u head
+    (models/yolov5u-mfl.yaml). Our hyperparameter keys (loss, obj, fl_*, mfl_*, hm_*) join Ultralytics' configuration
+    with their defaults and the values of the head's hyp YAML, so command-line overrides of them pass Ultralytics' key
+    check, also in the DDP re-launch.
 
     Examples:
         >>> trainer = MFLTrainer(overrides={"data": "data.yaml", "epochs": 1, "loss": "mfl"})
@@ -85,7 +110,7 @@ class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
             cfg (Any): Base configuration (Ultralytics' default).
             overrides (dict, optional): Values that win over the configuration (the command line).
             _callbacks (dict, optional): Ultralytics callbacks.
-            hyp (str | Path, optional): Hyperparameter YAML; defaults to data/hyps/hyp.scratch.yaml.
+            hyp (str | Path, optional): Hyperparameter YAML; defaults to the model head's file in `HYPS`.
         """
         # YOLOv5's validation NMS IoU (0.6) rather than Ultralytics' 0.7: fewer duplicate heads in the counts
         base = {
@@ -96,15 +121,15 @@ class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
             "project": str(ROOT / "runs" / "train"),
             "amp": amp_mode(),
         }
-        base.update(YAML.load(DEFAULT_HYP))  # every loss key exists, even when a custom hyp file omits some
-        if hyp:
-            base.update(YAML.load(hyp))
+        base.update({k: v for k, v in loss_defaults().items() if k not in base})  # so every loss key exists
+        model = (overrides or {}).get("model") or base["model"]
+        base.update(YAML.load(hyp or HYPS["anchor" if (overrides or {}).get("resume") else head_of(model)]))
         provide_fonts()  # plots and dataset checks would otherwise download Arial.ttf
         super().__init__(cfg=base, overrides=overrides, _callbacks=_callbacks)
 
-    def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AnchorDetectionModel:
-        """Build the anchor-head model from a YAML (or a checkpoint's YAML) and load `weights` if given."""
-        model = AnchorDetectionModel(
+    def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True):
+        """Build the model of a YAML (or of a checkpoint's YAML), either head, and load `weights` if given."""
+        model = build_model(
             cfg or self.args.model, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1
         )
         model = self.set_model_names_for_load(model)
