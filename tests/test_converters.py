@@ -210,11 +210,11 @@ def test_output_folder_guards(voc: Path, tmp_path: Path):
 def test_scut_layout_errors(tmp_path: Path):
     """A folder that is not a VOC part, or the release root, stops with a message describing the layout."""
     (tmp_path / "raw/JPEGImages").mkdir(parents=True)
-    with pytest.raises(DatasetLayoutError, match=r"missing Annotations, ImageSets/Main.*Pascal VOC layout"):
+    with pytest.raises(DatasetLayoutError, match=r"missing Annotations;.*Pascal VOC layout"):
         convert_scut_head(tmp_path / "raw", tmp_path / "out")
     (tmp_path / "raw/Annotations").mkdir()
     (tmp_path / "raw/ImageSets/Main").mkdir(parents=True)
-    with pytest.raises(DatasetLayoutError, match=r"none of train.txt, val.txt, test.txt found"):
+    with pytest.raises(DatasetLayoutError, match=r"Annotations: no .xml annotation"):
         convert_scut_head(tmp_path / "raw", tmp_path / "out")
     (tmp_path / "release/SCUT_HEAD_Part_A").mkdir(parents=True)
     with pytest.raises(DatasetLayoutError, match="convert one part at a time"):
@@ -306,7 +306,7 @@ def test_mot_bad_rows_and_missing_seqinfo(tmp_path: Path):
     r = convert_gta_head(raw, out)
     gt_a = str(raw / "train/seq_a/gt/gt.txt")
     assert f"{gt_a}: rows with a non-numeric, missing or fractional-frame field dropped: 1 (line 2)" in r.skipped
-    assert any(s.startswith(f"{gt_a}: rows for frames with no image in img1/ dropped: 1 (frames 9)") for s in r.skipped)
+    assert any(s.startswith(f"{gt_a}: rows for frames with no usable image in img1/ dropped: 1 (frames 9)") for s in r.skipped)
     assert any(
         n.startswith(f"{raw / 'train/seq_b/seqinfo.ini'}: missing or unreadable: frame size 120x60") for n in r.notes
     )

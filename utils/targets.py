@@ -13,9 +13,11 @@ import torch
 def gaussian_sigma(w: torch.Tensor, h: torch.Tensor, eta: float = 1.0, eps: float = 6.0) -> torch.Tensor:
     """Standard deviation of a box's Gaussian, Eq. 10: σ = D (1 + η e^-D) / ε with D = 2 min(w, h) + 1.
 
-    The defaults follow CenterNet (σ = diameter / 6, i.e. ε = 6, so the Gaussian falls to about 1 % at the box
-    edge) with the paper's small-object sensing factor η = 1, which widens the Gaussian of heads of one or two cells
-    (D = 3: σ grows by 5 %) while leaving large heads untouched (D = 9: by 0.01 %).
+    The defaults follow CenterNet (σ = diameter / 6, i.e. ε = 6) with the paper's small-object sensing factor η = 1,
+    which widens the Gaussian of heads of one or two cells (D = 3: σ grows by 5 %) while leaving large heads untouched
+    (D = 9: by 0.01 %). Since D counts twice the short side, the Gaussian is still high at the box edge: at the middle
+    of a short side it is exp(-9 (D - 1)² / (8 D² (1 + η e^-D)²)) of the peak, 0.64 for a one-cell head (D = 3) down
+    to exp(-9/8) = 0.33 for large ones.
 
     Args:
         w (torch.Tensor): Box widths in grid units.

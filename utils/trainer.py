@@ -54,6 +54,17 @@ class CountingTrainerMixin:
         if self.device.type == "cpu":
             use_all_cores()
 
+    def get_dataset(self) -> dict:
+        """Ultralytics' dataset check, plus a clear stop when the data has no train split (an evaluation-only copy)."""
+        data = super().get_dataset()
+        if not data.get("train"):
+            have = ", ".join(s for s in ("val", "test") if data.get(s)) or "none"
+            raise FileNotFoundError(
+                f"--data {self.args.data}: no train split to train on (splits present: {have}); "
+                "convert a release with a train list, or evaluate with val.py --task test"
+            )
+        return data
+
     def get_validator(self):
         """Return the counting validator (MAE/RMSE and the calibrated count threshold on every validation pass)."""
         from utils.validator import CountingValidator

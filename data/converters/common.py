@@ -114,6 +114,7 @@ class SplitData:
         xyxy (np.ndarray): (N, 4) boxes x1, y1, x2, y2 in pixels.
         group (np.ndarray): (N,) index of each box's image.
         lines (np.ndarray | None): (N,) line of each box in its annotation file, for messages.
+        copies (set[str]): output names of images to copy rather than link (see images.ImageCheck.copy).
     """
 
     images: list[Path] = field(default_factory=list)
@@ -123,6 +124,7 @@ class SplitData:
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     lines: np.ndarray | None = None
+    copies: set[str] = field(default_factory=set)
 
 
 def clean_boxes(xyxy: np.ndarray, size: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -185,13 +187,15 @@ class Output:
                 (self.dst / name).unlink()
             shutil.rmtree(self.dst / name, ignore_errors=True)
 
-    def place(self, src: Path, dst: Path) -> None:
-        """Put an image at dst by symlink, hard link or copy; falls back to copying where links are not possible."""
+    def place(self, src: Path, dst: Path, copy: bool = False) -> None:
+        """Put an image at dst by symlink, hard link or copy (always with `copy`); falls back to copying where links
+        are not possible."""
+        mode = "copy" if copy else self.link
         try:
-            if self.link == "symlink":
+            if mode == "symlink":
                 dst.symlink_to(src.resolve())
                 return
-            if self.link == "hardlink":
+            if mode == "hardlink":
                 os.link(src, dst)
                 return
         except OSError as e:  # e.g. hard link across file systems, symlinks not permitted
@@ -217,7 +221,7 @@ class Output:
         (self.dst / "images" / split).mkdir(parents=True, exist_ok=True)
         (self.dst / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i, (image, name) in enumerate(zip(data.images, data.names, strict=True)):
-            self.place(image, self.dst / "images" / split / name)
+            self.place(image, self.dst / "images" / split / name, copy=name in data.copies)
             text = format_labels(xywhn[bounds[i] : bounds[i + 1]])
             (self.dst / "labels" / split / name).with_suffix(".txt").write_text(text)
         report.boxes["written"] += len(keep)
@@ -229,16 +233,26 @@ class Output:
         splits = [s for s in ("train", "val", "test") if s in report.counts]
         if not splits:
             raise DatasetLayoutError(f"{report.src}: nothing to convert (no split with images and annotations)")
-        cfg = {"path": str(self.dst), **{s: f"images/{s}" for s in splits}}
-        if "val" not in cfg:  # Ultralytics requires 'val'
-            cfg["val"] = cfg.get("test", cfg["train"])
+        cfg = {"path": str(self.dst), "train": None, **{s: f"images/{s}" for s in splits}}  # Ultralytics wants both
+        if "val" not in splits:  # keys present, so an evaluation-only copy stays a valid data YAML
+            cfg["val"] = cfg.get("test") or cfg["train"]
             report.note(f"no val split: val uses {cfg['val']}")
+        if "train" not in splits:
+            report.note(f"no train split: evaluate with val.py --data {self.dst / 'data.yaml'} --task {splits[0]}")
         cfg["names"] = {0: "head"}
         (self.dst / "summary.json").write_text(json.dumps(report.to_dict(), indent=1))
         tmp = self.dst / "data.tmp.yaml"
         YAML.save(tmp, cfg, header=f"# {report.dataset} converted by data/prepare.py from {report.src}\n")
         tmp.replace(self.dst / "data.yaml")
         return self.dst / "data.yaml"
+
+
+def parse_int(text: str | None) -> int:
+    """Integer from an annotation field (XML, ini), 0 when missing or malformed; callers replace 0 by the real size."""
+    try:
+        return int(float(text))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _report_boxes(data: SplitData, group: np.ndarray, lines: np.ndarray | None, flags: dict, report: Report) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from ultralytics.data.utils import IMG_FORMATS
 
-from .common import DatasetLayoutError, Output, Report, SplitData
+from .common import DatasetLayoutError, Output, Report, SplitData, parse_int
+from .images import check_image
 
 COLUMNS = ("frame", "id", "left", "top", "width", "height", "conf", "cls", "vis", "extra")
 SPLIT_DIRS = ("train", "val", "test")
@@ -143,14 +143,16 @@ def read_gt(gt: Path, report: Report) -> pd.DataFrame:
         (pd.DataFrame): columns frame, id, left, top, width, height, conf, cls, vis (NaN when the file has no such
             column) and line (1-based line number in the file).
     """
-    with open(gt, errors="replace") as f:
+    with open(gt, encoding="utf-8-sig", errors="replace") as f:
         first = next((ln for ln in f if ln.strip()), "")
     sep = "," if "," in first else r"\s+"
     fields = len(first.strip().rstrip(",").split(",") if sep == "," else first.split())
     if first and not 6 <= fields <= len(COLUMNS):
         raise DatasetLayoutError(f"{gt}: first row has {fields} columns, expected 6 to 10; {MOT_LAYOUT}")
     try:
-        df = pd.read_csv(gt, header=None, names=list(COLUMNS), sep=sep, skip_blank_lines=False, index_col=False)
+        df = pd.read_csv(
+            gt, header=None, names=list(COLUMNS), sep=sep, skip_blank_lines=False, index_col=False, encoding="utf-8-sig"
+        )
     except pd.errors.ParserError as e:
         raise DatasetLayoutError(f"{gt}: more than {len(COLUMNS)} columns ({e}); {MOT_LAYOUT}") from None
     except pd.errors.EmptyDataError:
@@ -211,12 +213,15 @@ def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -
             report.skip(seq / "gt" / "gt.txt", "ground truth missing: sequence not converted")
         return
     img_dir, frames = _frames(seq, report)
+    checks = {i: check_image(p) for i, p in frames.items()}  # every frame: one bad file must not stop the rest
+    for i, c in checks.items():
+        if c.problem:
+            report.skip(frames[i], f"{c.problem}: frame not converted")
+    frames = {i: p for i, p in frames.items() if not checks[i].problem}
     if not frames:
-        report.skip(img_dir, "no frames: sequence not converted")
+        report.skip(img_dir, "no readable frames: sequence not converted")
         return
-    w, h = _frame_size(seq, frames, report)
-    if w is None:
-        return
+    w, h = _frame_size(seq, checks[min(frames)].size, report)
     df = read_gt(gt, report)
     df = df[rows(df, gt, report)]
     xyxy = df[["left", "top", "width", "height"]].to_numpy()
@@ -229,7 +234,7 @@ def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -
         missing = np.unique(df["frame"].to_numpy()[~found]).astype(int)
         report.skip(
             gt,
-            f"rows for frames with no image in {img_dir.name}/ dropped: {int((~found).sum())} "
+            f"rows for frames with no usable image in {img_dir.name}/ dropped: {int((~found).sum())} "
             f"(frames {', '.join(map(str, missing[:5]))}{', ...' * (len(missing) > 5)})",
         )
         report.boxes["frame without image"] += int((~found).sum())
@@ -237,6 +242,7 @@ def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -
     data.images += [frames[i] for i in ids]
     data.names += [f"{seq.name}_{frames[i].name}" for i in ids]
     data.sources += [str(gt)] * len(ids)
+    data.copies |= {f"{seq.name}_{frames[i].name}" for i in ids if checks[i].copy}
     data.sizes = np.concatenate([data.sizes, np.tile([w, h], (len(ids), 1))])
     data.xyxy = np.concatenate([data.xyxy, xyxy[found]])
     data.group = np.concatenate([data.group, at[found] + offset])
@@ -255,7 +261,7 @@ def _seqinfo(seq: Path) -> dict[str, str] | None:
     parser = configparser.ConfigParser()
     try:
         parser.read(seq / "seqinfo.ini")
-    except configparser.Error:
+    except (configparser.Error, UnicodeDecodeError):  # a broken ini is reported as missing
         return None
     return dict(parser["Sequence"]) if parser.has_section("Sequence") else None
 
@@ -270,20 +276,14 @@ def _frames(seq: Path, report: Report) -> tuple[Path, dict[int, Path]]:
     return img_dir, frames
 
 
-def _frame_size(seq: Path, frames: dict[int, Path], report: Report) -> tuple[int | None, int | None]:
-    """Real frame size from the first frame, checked against seqinfo.ini (reported if absent or different)."""
-    first = frames[min(frames)]
-    try:
-        with Image.open(first) as im:
-            w, h = im.size
-    except (OSError, SyntaxError) as e:
-        report.skip(first, f"unreadable frame ({e}): sequence not converted")
-        return None, None
+def _frame_size(seq: Path, size: tuple[int, int], report: Report) -> tuple[int, int]:
+    """Real frame size (of the first readable frame), checked against seqinfo.ini (reported if absent or different)."""
+    w, h = size
     info = _seqinfo(seq)
     if info is None:
-        report.warn(seq / "seqinfo.ini", f"missing or unreadable: frame size {w}x{h} read from {first.name}")
+        report.warn(seq / "seqinfo.ini", f"missing or unreadable: frame size {w}x{h} read from the first frame")
         return w, h
-    declared = (_int(info.get("imwidth")), _int(info.get("imheight")))
+    declared = (parse_int(info.get("imwidth")), parse_int(info.get("imheight")))
     if declared == (h, w) and w != h:
         report.warn(seq / "seqinfo.ini", f"imWidth/imHeight {declared[0]}x{declared[1]} swapped: frames are {w}x{h}")
     elif declared != (w, h):
@@ -316,10 +316,3 @@ def _outside(xyxy: np.ndarray, w: int, h: int) -> int:
     """Number of boxes entirely outside a w x h frame."""
     return int(((xyxy[:, 0] >= w) | (xyxy[:, 1] >= h) | (xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0)).sum())
 
-
-def _int(text: str | None) -> int:
-    """Integer from an ini value, 0 when missing or malformed."""
-    try:
-        return int(float(text))
-    except (TypeError, ValueError):
-        return 0

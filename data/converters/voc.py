@@ -7,10 +7,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from ultralytics.data.utils import IMG_FORMATS
 
-from .common import DatasetLayoutError, Output, Report, SplitData
+from .common import DatasetLayoutError, Output, Report, SplitData, parse_int
+from .images import check_image
 
 SPLITS = ("train", "val", "test")
 HEAD_NAMES = {"person", "head"}  # the release says 'person', some mirrors renamed it 'head'
@@ -18,7 +18,8 @@ COORDS = ("xmin", "ymin", "xmax", "ymax")
 VOC_LAYOUT = """expected the Pascal VOC layout of one SCUT-Head part, e.g. SCUT_HEAD_Part_A/:
   Annotations/PartA_00000.xml            one XML per image (<size>, <object><bndbox> xmin ymin xmax ymax)
   JPEGImages/PartA_00000.jpg             the images
-  ImageSets/Main/{train,val,test}.txt    the official splits, one image name per line (any may be absent)"""
+  ImageSets/Main/{train,val,test}.txt    the official splits, one image name per line (any or all may be absent:
+                                         without any, every annotated image is converted as train)"""
 
 
 def convert_scut_head(src: str | Path, dst: str | Path, link: str = "symlink") -> Report:
@@ -28,7 +29,9 @@ def convert_scut_head(src: str | Path, dst: str | Path, link: str = "symlink") -
     box spans [xmin, xmax] x [ymin, ymax] and xmin == xmax means zero area. Quirks handled: any class name counts as a
     head (names other than person/head are reported), the real image size replaces the declared one (Part B declares
     0x0 in 62 files), zero-area boxes are dropped and boxes outside the image clipped (both reported), an image with
-    no heads keeps an empty label, <folder>/<path> are ignored, splits missing from ImageSets are noted.
+    no heads keeps an empty label, <folder>/<path> are ignored, splits missing from ImageSets are noted. A partial
+    copy converts what it has: any subset of the split lists, or none (every annotated image becomes train). Images
+    that cannot be read (empty, truncated, not an image) are skipped, each with one line naming it.
 
     Args:
         src (str | Path): the part's folder, holding Annotations/, JPEGImages/ and ImageSets/Main/.
@@ -43,6 +46,9 @@ def convert_scut_head(src: str | Path, dst: str | Path, link: str = "symlink") -
     out = Output(dst, src, link)
     report = Report("SCUT-Head", str(src.resolve()), str(out.dst))
     main = src / "ImageSets" / "Main"
+    if not splits:
+        splits = {"train": sorted(p.stem for p in (src / "Annotations").glob("*.xml"))}
+        report.note(f"no split list in {main}: every annotated image ({len(splits['train'])}) converted as train")
     for s in SPLITS:
         if s not in splits:
             report.note(f"split '{s}' absent: {main / (s + '.txt')} not found")
@@ -53,6 +59,13 @@ def convert_scut_head(src: str | Path, dst: str | Path, link: str = "symlink") -
     for split, stems in splits.items():
         data = _read_split(src, stems, split, report, odd, declared_zero)
         out.write_split(split, data, report)
+    listed = {stem for stems in splits.values() for stem in stems}
+    unlisted = [p.name for p in sorted((src / "JPEGImages").iterdir()) if p.stem not in listed]
+    if unlisted:
+        report.note(
+            f"{len(unlisted)} files in {src / 'JPEGImages'} are in no split list or have no annotation, not "
+            f"converted: {', '.join(unlisted[:5])}{', ...' * (len(unlisted) > 5)}"
+        )
     if odd:
         report.note(
             "class names other than person/head, treated as head: "
@@ -74,21 +87,21 @@ def _read_splits(src: Path) -> dict[str, list[str]]:
     parts = sorted(p.name for p in src.glob("SCUT_HEAD_Part_*") if p.is_dir())
     if parts:
         raise DatasetLayoutError(f"{src} holds {parts}: convert one part at a time, e.g. --src {src / parts[0]}")
-    missing = [d for d in ("Annotations", "JPEGImages", "ImageSets/Main") if not (src / d).is_dir()]
+    missing = [d for d in ("Annotations", "JPEGImages") if not (src / d).is_dir()]
     if missing:
         raise DatasetLayoutError(f"{src}: missing {', '.join(missing)}; {VOC_LAYOUT}")
+    if not any((src / "Annotations").glob("*.xml")):
+        raise DatasetLayoutError(f"{src / 'Annotations'}: no .xml annotation; {VOC_LAYOUT}")
     main = src / "ImageSets" / "Main"
     splits = {s: _stems(main / f"{s}.txt") for s in SPLITS if (main / f"{s}.txt").is_file()}
     if not splits and (main / "trainval.txt").is_file():
         return {"trainval": _stems(main / "trainval.txt")}
-    if not splits:
-        raise DatasetLayoutError(f"{main}: none of {', '.join(s + '.txt' for s in SPLITS)} found; {VOC_LAYOUT}")
-    return splits
+    return splits  # empty: the caller converts every annotated image
 
 
 def _stems(file: Path) -> list[str]:
-    """Image names listed in a split file (first word of each non-empty line, extension dropped)."""
-    words = (line.split()[0] for line in file.read_text(errors="replace").splitlines() if line.strip())
+    """Image names listed in a split file (first word of each non-empty line, extension dropped; BOM, CRLF ok)."""
+    words = (line.split()[0] for line in file.read_text("utf-8-sig", errors="replace").splitlines() if line.strip())
     return list(dict.fromkeys(Path(w).stem for w in words))  # unique, in order
 
 
@@ -99,7 +112,7 @@ def _read_split(src: Path, stems: list[str], split: str, report: Report, odd: Co
         item = _read_item(src, stem, split, report)
         if item is None:
             continue
-        xml, image, (w, h), declared, names, xyxy = item
+        xml, image, (w, h), declared, names, xyxy, copy = item
         if declared == (0, 0):
             zero.append(str(xml))
         elif declared != (w, h):
@@ -113,6 +126,8 @@ def _read_split(src: Path, stems: list[str], split: str, report: Report, odd: Co
         data.images.append(image)
         data.names.append(image.name)
         data.sources.append(str(xml))
+        if copy:
+            data.copies.add(image.name)
     data.sizes = np.array(sizes, dtype=np.int64).reshape(-1, 2)
     data.xyxy = np.concatenate(boxes) if boxes else np.zeros((0, 4))
     data.group = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
@@ -120,27 +135,26 @@ def _read_split(src: Path, stems: list[str], split: str, report: Report, odd: Co
 
 
 def _read_item(src: Path, stem: str, split: str, report: Report) -> tuple | None:
-    """One annotated image: (xml, image, real size, declared size, object names, (N, 4) boxes), or None if skipped."""
+    """One annotated image: (xml, image, real size, declared size, object names, (N, 4) boxes, copy), or None if
+    skipped."""
     xml = src / "Annotations" / f"{stem}.xml"
     if not xml.is_file():
         report.skip(xml, f"annotation missing (listed in ImageSets/Main/{split}.txt)")
         return None
     try:
         root = ET.parse(xml).getroot()
-    except ET.ParseError as e:
+    except (ET.ParseError, OSError) as e:
         report.skip(xml, f"unreadable XML ({e})")
         return None
     image = _find_image(src / "JPEGImages", stem, root.findtext("filename") or "")
     if image is None:
         report.skip(xml, f"image JPEGImages/{stem}.jpg not found")
         return None
-    try:
-        with Image.open(image) as im:
-            size = im.size
-    except (OSError, SyntaxError) as e:  # PIL raises SyntaxError for some malformed files
-        report.skip(image, f"unreadable image ({e})")
+    checked = check_image(image)
+    if checked.problem:
+        report.skip(image, checked.problem)
         return None
-    declared = tuple(_int(root.findtext(f"size/{k}")) for k in ("width", "height"))
+    declared = tuple(parse_int(root.findtext(f"size/{k}")) for k in ("width", "height"))
     objects = root.findall("object")
     cols = [[e.text for e in root.iterfind(f"object/bndbox/{k}")] for k in COORDS]  # one query per coordinate
     try:  # numpy parses all the strings in one call; per-object checks only for files where that fails
@@ -155,7 +169,7 @@ def _read_item(src: Path, stem: str, split: str, report: Report) -> tuple | None
         report.boxes["unreadable box"] += len(text) - len(good)
         xyxy = np.array([text[i] for i in good], dtype=np.float64).reshape(-1, 4)
         names = [objects[i].findtext("name") or "" for i in good]
-    return xml, image, size, declared, names, xyxy
+    return xml, image, checked.size, declared, names, xyxy, checked.copy
 
 
 def _find_image(folder: Path, stem: str, filename: str) -> Path | None:
@@ -164,14 +178,6 @@ def _find_image(folder: Path, stem: str, filename: str) -> Path | None:
     if filename:
         candidates.append(folder / Path(filename.replace("\\", "/")).name)
     return next((c for c in candidates if c.is_file()), None)
-
-
-def _int(text: str | None) -> int:
-    """Integer from an XML field, 0 when missing or malformed (such sizes are replaced by the real one anyway)."""
-    try:
-        return int(float(text))
-    except (TypeError, ValueError):
-        return 0
 
 
 def _numeric(values: list[str | None]) -> bool:
