@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from copy import deepcopy
 import subprocess
 import sys
+from copy import deepcopy
 from pathlib import Path
 
 import cv2
@@ -14,9 +14,12 @@ import pytest
 import torch
 from ultralytics.nn.tasks import torch_safe_load
 
+from test_train import _args as train_args
+from test_train import tiny_data  # noqa: F401 (the module-scoped fixture, shared)
+
 import train as train_cli
 import val as val_cli
-from data.synthetic import ensure_synthetic_crowd
+from bench.accuracy import stock_trainer
 from models.yolo import AnchorDetectionModel, AnchorFreeDetectionModel, build_model
 from utils import ROOT
 from utils.api import HeadCounter, count_heads
@@ -24,36 +27,11 @@ from utils.checkpoint import read_count_conf
 from utils.trainer import MFLTrainer
 
 CFG = str(ROOT / "models" / "yolov5nu-mfl.yaml")
-NO_AUGMENT = dict(mosaic=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, translate=0.0, scale=0.0)
 
 
 def _args(data: str, project, name: str, **overrides) -> dict:
-    """Small deterministic CPU run: 3 epochs of 3 batches at 128 px, no augmentation, SGD so that it learns fast."""
-    base = dict(
-        data=data,
-        model=CFG,
-        epochs=3,
-        imgsz=128,
-        batch=4,
-        workers=0,
-        device="cpu",
-        project=str(project),
-        name=name,
-        exist_ok=True,
-        plots=False,
-        seed=0,
-        deterministic=True,
-        warmup_epochs=0,
-        optimizer="SGD",
-        lr0=0.02,
-    )
-    return {**base, **NO_AUGMENT, **overrides}
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> str:
-    """12 + 4 images of 128 px with up to 60 heads, generated deterministically."""
-    return str(ensure_synthetic_crowd(12, 4, 128, 60, seed=1, root=tmp_path_factory.mktemp("crowd")))
+    """test_train's small deterministic CPU run, on the free head, with SGD so that it learns in 3 epochs."""
+    return train_args(data, project, name, **{"model": CFG, "optimizer": "SGD", **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +129,19 @@ def test_resume_and_finetune_keep_the_free_head(tiny_data, tmp_path):
     key = "model.24.cv2.0.0.conv.weight"
     ckpt = torch.load(resumed.best, weights_only=False)["model"].float().state_dict()
     torch.testing.assert_close(tuned.model.state_dict()[key].cpu(), ckpt[key])
+
+
+def test_free_bce_is_stock_ultralytics_bit_for_bit(tiny_data, tmp_path):
+    """`--cfg yolov5nu-mfl.yaml --loss bce` trains exactly as Ultralytics' own YOLO("yolov5n.yaml") with its own
+    trainer and defaults: same losses every epoch and the same final weights, bit for bit (same seed, CPU)."""
+    common = dict(data=tiny_data, epochs=2, imgsz=128, batch=4, workers=0, device="cpu", project=str(tmp_path))
+    common.update(exist_ok=True, plots=False, seed=0, deterministic=True, iou=0.6, conf=0.01)
+    stock = stock_trainer({**common, "name": "stock"})
+    stock.train()
+    ours = MFLTrainer(overrides={**common, "name": "free", "model": CFG, "loss": "bce"})
+    ours.train()
+    assert type(ours.model) is AnchorFreeDetectionModel and ours.args.box == 7.5
+    a, b = (pd.read_csv(t.save_dir / "results.csv").filter(like="loss") for t in (stock, ours))
+    pd.testing.assert_frame_equal(a, b)
+    wa, wb = (torch.load(t.last, weights_only=False)["model"].state_dict() for t in (stock, ours))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
