@@ -114,7 +114,6 @@ class SplitData:
         xyxy (np.ndarray): (N, 4) boxes x1, y1, x2, y2 in pixels.
         group (np.ndarray): (N,) index of each box's image.
         lines (np.ndarray | None): (N,) line of each box in its annotation file, for messages.
-        copies (set[str]): output names of images to copy rather than link (see images.ImageCheck.copy).
     """
 
     images: list[Path] = field(default_factory=list)
@@ -124,7 +123,6 @@ class SplitData:
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     lines: np.ndarray | None = None
-    copies: set[str] = field(default_factory=set)
 
 
 def clean_boxes(xyxy: np.ndarray, size: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -187,15 +185,13 @@ class Output:
                 (self.dst / name).unlink()
             shutil.rmtree(self.dst / name, ignore_errors=True)
 
-    def place(self, src: Path, dst: Path, copy: bool = False) -> None:
-        """Put an image at dst by symlink, hard link or copy (always with `copy`); falls back to copying where links
-        are not possible."""
-        mode = "copy" if copy else self.link
+    def place(self, src: Path, dst: Path) -> None:
+        """Put an image at dst by symlink, hard link or copy; falls back to copying where links are not possible."""
         try:
-            if mode == "symlink":
+            if self.link == "symlink":
                 dst.symlink_to(src.resolve())
                 return
-            if mode == "hardlink":
+            if self.link == "hardlink":
                 os.link(src, dst)
                 return
         except OSError as e:  # e.g. hard link across file systems, symlinks not permitted
@@ -221,7 +217,7 @@ class Output:
         (self.dst / "images" / split).mkdir(parents=True, exist_ok=True)
         (self.dst / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i, (image, name) in enumerate(zip(data.images, data.names, strict=True)):
-            self.place(image, self.dst / "images" / split / name, copy=name in data.copies)
+            self.place(image, self.dst / "images" / split / name)
             text = format_labels(xywhn[bounds[i] : bounds[i + 1]])
             (self.dst / "labels" / split / name).with_suffix(".txt").write_text(text)
         report.boxes["written"] += len(keep)

@@ -17,17 +17,17 @@ class ImageCheck:
     Attributes:
         size (tuple[int, int] | None): Width and height, None when the image is unusable.
         problem (str | None): Why it is unusable, for a one-line message.
-        copy (bool): Place a copy, never a link: Ultralytics' dataset check re-saves a JPEG that lacks its end marker,
-            and through a link it would rewrite the user's source file.
     """
 
     size: tuple[int, int] | None
     problem: str | None = None
-    copy: bool = False
 
 
 def check_image(path: Path) -> ImageCheck:
     """Read an image's header (and, for a JPEG without its end marker, decode it) to say whether it is usable.
+
+    A JPEG that decodes despite bytes after its end marker is usable: Ultralytics' dataset check re-saves it in the
+    converted folder (a new file replaces the link there), never in the source.
 
     Args:
         path (Path): Source image.
@@ -52,7 +52,6 @@ def check_image(path: Path) -> ImageCheck:
                 im.load()  # a truncated JPEG fails here; one with bytes after its end marker decodes
         except Exception as e:
             return ImageCheck(None, f"truncated or corrupt JPEG ({type(e).__name__}: {e})")
-        return ImageCheck(size, copy=True)
     return ImageCheck(size)
 
 

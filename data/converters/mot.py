@@ -242,7 +242,6 @@ def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -
     data.images += [frames[i] for i in ids]
     data.names += [f"{seq.name}_{frames[i].name}" for i in ids]
     data.sources += [str(gt)] * len(ids)
-    data.copies |= {f"{seq.name}_{frames[i].name}" for i in ids if checks[i].copy}
     data.sizes = np.concatenate([data.sizes, np.tile([w, h], (len(ids), 1))])
     data.xyxy = np.concatenate([data.xyxy, xyxy[found]])
     data.group = np.concatenate([data.group, at[found] + offset])

@@ -112,7 +112,7 @@ def _read_split(src: Path, stems: list[str], split: str, report: Report, odd: Co
         item = _read_item(src, stem, split, report)
         if item is None:
             continue
-        xml, image, (w, h), declared, names, xyxy, copy = item
+        xml, image, (w, h), declared, names, xyxy = item
         if declared == (0, 0):
             zero.append(str(xml))
         elif declared != (w, h):
@@ -126,8 +126,6 @@ def _read_split(src: Path, stems: list[str], split: str, report: Report, odd: Co
         data.images.append(image)
         data.names.append(image.name)
         data.sources.append(str(xml))
-        if copy:
-            data.copies.add(image.name)
     data.sizes = np.array(sizes, dtype=np.int64).reshape(-1, 2)
     data.xyxy = np.concatenate(boxes) if boxes else np.zeros((0, 4))
     data.group = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
@@ -135,8 +133,7 @@ def _read_split(src: Path, stems: list[str], split: str, report: Report, odd: Co
 
 
 def _read_item(src: Path, stem: str, split: str, report: Report) -> tuple | None:
-    """One annotated image: (xml, image, real size, declared size, object names, (N, 4) boxes, copy), or None if
-    skipped."""
+    """One annotated image: (xml, image, real size, declared size, object names, (N, 4) boxes), or None if skipped."""
     xml = src / "Annotations" / f"{stem}.xml"
     if not xml.is_file():
         report.skip(xml, f"annotation missing (listed in ImageSets/Main/{split}.txt)")
@@ -169,7 +166,7 @@ def _read_item(src: Path, stem: str, split: str, report: Report) -> tuple | None
         report.boxes["unreadable box"] += len(text) - len(good)
         xyxy = np.array([text[i] for i in good], dtype=np.float64).reshape(-1, 4)
         names = [objects[i].findtext("name") or "" for i in good]
-    return xml, image, checked.size, declared, names, xyxy, checked.copy
+    return xml, image, checked.size, declared, names, xyxy
 
 
 def _find_image(folder: Path, stem: str, filename: str) -> Path | None:
