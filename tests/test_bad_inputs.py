@@ -184,3 +184,25 @@ def test_heic_photos_convert_and_count(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = (tmp_path / "det/exp/counts.csv").read_text().splitlines()
     assert len(rows) == 2 and "IMG_0001.heic" in rows[1]
+
+
+def test_val_skips_unreadable_images_in_a_yolo_dataset(tmp_path: Path):
+    """val.py on a YOLO dataset with a zero-byte and a text '.jpg' among good images: one line names each with the
+    reason, the summary counts them, and the other images are counted."""
+    from data.synthetic import ensure_synthetic_crowd
+
+    data = Path(ensure_synthetic_crowd(4, 3, 96, 20, seed=2, root=tmp_path / "crowd"))
+    val_dir = data.parent / "images" / "val"
+    (val_dir / "zero.jpg").write_bytes(b"")
+    (val_dir / "text.jpg").write_text("hello")
+    weights = untrained_checkpoint(tmp_path / "w.pt", str(ROOT / "models" / "yolov5n-mfl.yaml"))
+    cmd = [sys.executable, str(ROOT / "val.py"), "--data", str(data), "--weights", str(weights), "--img", "96"]
+    cmd += ["--project", str(tmp_path / "val"), "--count-conf", "0.5"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for bad in ("zero.jpg", "text.jpg"):
+        lines = [ln for ln in out.splitlines() if f"{val_dir / bad}: ignoring corrupt image/label" in ln]
+        assert len(lines) == 1, out
+    assert "2 corrupt" in out and "Traceback" not in out
+    assert len((tmp_path / "val" / "exp" / "counts.csv").read_text().splitlines()) == 1 + 3
