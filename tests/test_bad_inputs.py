@@ -206,3 +206,42 @@ def test_val_skips_unreadable_images_in_a_yolo_dataset(tmp_path: Path):
         assert len(lines) == 1, out
     assert "2 corrupt" in out and "Traceback" not in out
     assert len((tmp_path / "val" / "exp" / "counts.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_stream_that_never_answers(tmp_path: Path):
+    """A camera URL that accepts the connection but never sends a byte: detect.py gives up after OpenCV's 30 s open
+    timeout with one line naming the URL, and exits 1 (a loopback server that stops by itself)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(1.0)
+    port, stop, held = server.getsockname()[1], threading.Event(), []
+
+    def accept_and_stay_silent():
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                pass
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}/stream.mjpg"
+    weights = untrained_checkpoint(tmp_path / "w.pt", str(ROOT / "models" / "yolov5n-mfl.yaml"))
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "detect.py"), "--weights", str(weights), "--source", url, "--imgsz", "96"]
+            + ["--project", str(tmp_path / "det")],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert len([ln for ln in out.splitlines() if ln.startswith("ERROR") and f"{url}: Failed to open" in ln]) == 1, out
+    assert "Traceback" not in out
