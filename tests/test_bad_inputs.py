@@ -41,6 +41,7 @@ def broken_voc(tmp_path: Path) -> Path:
     bad_images["PartA_00012"] = _jpeg_bytes()[:1500]  # truncated download
     bad_images["PartA_00013"] = _jpeg_bytes() + b"\x00" * 64  # trailing bytes after the end marker: still usable
     stems = [*good, *bad_images, "PartA_00020", "PartA_00021", "PartA_00022", "PartA_00030"]
+    stems[1] = f"JPEGImages\\{stems[1]}.jpg"  # a list written on Windows, with paths
     root = make_voc(tmp_path / "raw", good, {})
     for stem, data in bad_images.items():
         (root / "JPEGImages" / f"{stem}.jpg").write_bytes(data)

@@ -102,7 +102,7 @@ def _read_splits(src: Path) -> dict[str, list[str]]:
 def _stems(file: Path) -> list[str]:
     """Image names listed in a split file (first word of each non-empty line, extension dropped; BOM, CRLF ok)."""
     words = (line.split()[0] for line in file.read_text("utf-8-sig", errors="replace").splitlines() if line.strip())
-    return list(dict.fromkeys(Path(w).stem for w in words))  # unique, in order
+    return list(dict.fromkeys(Path(w.replace("\\", "/")).stem for w in words))  # unique, in order; Windows paths ok
 
 
 def _read_split(src: Path, stems: list[str], split: str, report: Report, odd: Counter, zero: list) -> SplitData:
