@@ -129,15 +129,20 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
 
 
 def row_name(name: str, opt: argparse.Namespace) -> str:
-    """The row's name in the tables: the loss, with the `--tag` of a variant run."""
-    return f"{name}[{opt.tag}]" if opt.tag else name
+    """The row's name in the tables and its run folder: the loss, the `--tag` of a variant, the seed unless 0."""
+    return name + (f"[{opt.tag}]" if opt.tag else "") + (f"-seed{opt.seed}" if opt.seed else "")
+
+
+def base_name(row: str) -> str:
+    """The row name without its variant tag and seed: a key of RUNS, or STOCK."""
+    return row.split("[")[0].split("-seed")[0]
 
 
 def result_rows(rows: list[dict], opt: argparse.Namespace, train_images: int) -> pd.DataFrame:
     """This run's rows in the layout of bench/results/accuracy.csv."""
     out = []
     for r in rows:
-        base = r["loss"].split("[")[0]
+        base = base_name(r["loss"])
         head = "stock-ultralytics" if base == STOCK else "yolov5u" if base.startswith(FREE) else "yolov5-anchor"
         variant = " ".join(f"{k}={v}" for k, v in opt.set) or "default"
         out.append(
@@ -190,9 +195,7 @@ def merge_summary(rows: list[dict], path: Path) -> pd.DataFrame:
         old = pd.read_csv(path)
         table = pd.concat([old[~old["loss"].isin(table["loss"])], table], ignore_index=True)
     order = {name: i for i, name in enumerate([*RUNS, STOCK])}
-    return table.sort_values("loss", key=lambda c: c.str.split("[").str[0].map(order), kind="stable").reset_index(
-        drop=True
-    )
+    return table.sort_values("loss", key=lambda c: c.map(base_name).map(order), kind="stable").reset_index(drop=True)
 
 
 def count_images(data_yaml: str, split: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.accuracy import merge_summary
+from bench.accuracy import merge_results, merge_summary, parse_opt, result_rows, row_name
 
 
 def test_merge_summary_replaces_rerun_rows_and_keeps_the_rest(tmp_path):
@@ -51,3 +51,25 @@ def test_set_overrides_are_typed_and_malformed_ones_stop_with_one_line(capsys):
         parse_opt(["--set", "warmup_bias_lr"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--set expects key=value, got 'warmup_bias_lr'" in err
+
+
+def test_results_table_rows_and_merge(tmp_path):
+    """One row per trained model: head and loss from the row name, the --set overrides as the variant; a re-run of
+    the same model replaces its row, other models' rows stay."""
+    opt = parse_opt(["--seed", "1", "--epochs", "6", "--set", "fl_cls=2.0"])
+    rows = [
+        {"loss": row_name(n, opt), "MAE": m, "RMSE": 2 * m, "mAP50": 0.3, "F1_sigma_l": 0.6, "count_conf": 0.5,
+         "val_images": 400}
+        for n, m in (("free-mfl", 5.0), ("stock", 6.0), ("mfl", 7.0))
+    ]
+    table = result_rows(rows, opt, train_images=1100)
+    assert table[["head", "loss", "seed", "variant"]].values.tolist() == [
+        ["yolov5u", "mfl", 1, "fl_cls=2.0"], ["stock-ultralytics", "stock", 1, "fl_cls=2.0"],
+        ["yolov5-anchor", "mfl", 1, "fl_cls=2.0"],
+    ]
+    path = tmp_path / "accuracy.csv"
+    merge_results(table, path)
+    rerun = table.iloc[[0]].assign(MAE=4.5)
+    merged = merge_results(rerun, path)
+    assert len(merged) == 3 and sorted(merged["MAE"]) == [4.5, 6.0, 7.0]
+    assert merged.equals(pd.read_csv(path, dtype={"variant": str}))
