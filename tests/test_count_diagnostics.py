@@ -1,0 +1,26 @@
+"""bench/count_diagnostics.py: which heads a model finds once, twice or never, on hand-made boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.count_diagnostics import diagnose
+
+
+def test_found_once_duplicated_missed_and_stray():
+    """Heads A (20 px), B (10 px), C (10 px). Two detections near A's centre, one on B twice the size, one far away.
+
+    σ_l of A = sqrt(20² + 20²) / 2 = 14.1 px: a centre 10 px off still sits on A. C gets nothing. The stray detection
+    sits on no head. Size ratios: A's detections are 20 and 16 px (1.0, 0.8), B's is 20 px (2.0).
+    """
+    gt = np.array([[0, 0, 20, 20], [100, 100, 110, 110], [200, 0, 210, 10]], float)
+    det = np.array([[0, 0, 20, 20], [12, 0, 28, 16], [95, 95, 115, 115], [300, 300, 310, 310]], float)
+    d = diagnose(det, gt)
+    assert (d["heads"], d["detections"]) == (3, 4)
+    assert (d["found_once"], d["duplicated"], d["missed"], d["on_no_head"]) == (1, 1, 1, 1)
+    np.testing.assert_allclose(sorted(d["size_ratios"]), [0.8, 1.0, 2.0])
+
+
+def test_no_detections():
+    d = diagnose(np.zeros((0, 4)), np.array([[0, 0, 10, 10.0]]))
+    assert (d["missed"], d["on_no_head"], d["size_ratios"]) == (1, 0, [])
