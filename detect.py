@@ -20,13 +20,11 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: no downloads, no network checks
 
 import argparse
-import sys
 from pathlib import Path
 
 from ultralytics.utils import LOGGER
-from ultralytics.utils.files import increment_path
 
-from utils import MAX_DET, ROOT
+from utils import MAX_DET, ROOT, cli
 from utils.overlay import STYLES
 
 
@@ -35,7 +33,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=str, required=True, help="model.pt path")
     parser.add_argument("--source", nargs="+", required=True, help="image/folder/glob/video/webcam index/stream URL")
-    parser.add_argument("--imgsz", "--img", "--img-size", nargs="+", type=int, default=[640], help="inference size h w")
+    parser.add_argument(
+        "--imgsz", "--img", "--img-size", nargs="+", type=cli.image_size, default=[640], help="inference size h w"
+    )
     parser.add_argument("--conf-thres", type=float, default=None, help="confidence threshold (default: checkpoint's)")
     parser.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold")
     parser.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image")
@@ -95,7 +95,7 @@ def main(opt: argparse.Namespace) -> int:
     if not Path(opt.weights).is_file():  # checked here: Ultralytics would try to download a missing name
         LOGGER.error(f"weights not found: {opt.weights}")
         return 1
-    save_dir = increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok, mkdir=True)
+    save_dir = cli.run_dir(opt.project, opt.name, opt.exist_ok, mkdir=True)
     try:
         predictor = CountingPredictor(
             overrides=overrides_from(opt, save_dir),
@@ -130,4 +130,4 @@ def main(opt: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_opt()))
+    cli.run(main, parse_opt())

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from data.resolve import SYNTHETIC, resolve_data
-from utils import MAX_DET, ROOT
+from utils import MAX_DET, ROOT, cli
 from utils.detection_loss import OBJ_LOSSES
 from utils.trainer import DEFAULT_MODEL, MFLTrainer
 
@@ -38,7 +38,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 30 on synthetic, else 100)")
     p.add_argument("--batch-size", type=int, default=None, help="total batch size for all GPUs (8 synthetic, else 16)")
     p.add_argument(
-        "--imgsz", "--img", "--img-size", type=int, default=None, help="image size (320 synthetic, else 640)"
+        "--imgsz", "--img", "--img-size", type=cli.image_size, default=None, help="image size (320 synthetic, else 640)"
     )
     p.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
     p.add_argument("--workers", type=int, default=8, help="max dataloader workers (per RANK in DDP mode)")
@@ -80,16 +80,26 @@ def overrides_from(opt: argparse.Namespace) -> dict:
     return ov
 
 
+def check_paths(opt: argparse.Namespace) -> None:
+    """Stop on a missing file before anything is downloaded or any run folder is made."""
+    for flag, path in (("--weights", opt.weights), ("--cfg", opt.cfg), ("--hyp", opt.hyp)):
+        if path:
+            cli.existing_file(flag, path)
+    if isinstance(opt.resume, str):  # --resume PATH resumes exactly that run, never the most recent other one
+        cli.existing_file("--resume", opt.resume)
+
+
 def main(opt: argparse.Namespace) -> Path:
     """Train and return the run folder."""
-    trainer = MFLTrainer(overrides=overrides_from(opt), hyp=opt.hyp or None)
+    check_paths(opt)
+    overrides = overrides_from(opt)
+    if not opt.resume:  # a resumed run keeps its own folder
+        overrides["save_dir"] = str(cli.run_dir(overrides["project"], opt.name, opt.exist_ok))
+    trainer = MFLTrainer(overrides=overrides, hyp=opt.hyp or None)
     trainer.train()
     print(f"Results saved to {trainer.save_dir} (best weights: {trainer.best})")
     return Path(trainer.save_dir)
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_opt())
-    except FileNotFoundError as e:  # missing --data/--weights/--cfg: one line, not a traceback
-        raise SystemExit(f"ERROR: {e}") from None
+    cli.run(main, parse_opt())

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ultralytics.utils import LOGGER
-from ultralytics.utils.files import increment_path
 
 from data.resolve import resolve_data
-from utils import MAX_DET, ROOT
-from utils.checkpoint import read_count_conf
+from utils import MAX_DET, ROOT, cli
+from utils.checkpoint import read_count_conf, read_train_args
 from utils.threads import use_all_cores
 from utils.validator import CountingValidator
 
@@ -36,10 +35,12 @@ from utils.validator import CountingValidator
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's val.py flags plus --count-conf."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=str, required=True, help="dataset YAML path, or 'synthetic'")
+    p.add_argument("--data", type=str, default=None, help="dataset YAML, or 'synthetic' (default: the training data)")
     p.add_argument("--weights", type=str, required=True, help="model checkpoint (.pt) path")
     p.add_argument("--task", default="val", choices=("val", "test"), help="dataset split to evaluate")
-    p.add_argument("--imgsz", "--img", "--img-size", type=int, default=640, help="inference size (pixels)")
+    p.add_argument(
+        "--imgsz", "--img", "--img-size", type=cli.image_size, default=None, help="inference size (default: training's)"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="batch size")
     p.add_argument("--conf-thres", type=float, default=0.001, help="NMS confidence threshold (for mAP)")
     p.add_argument("--iou-thres", type=float, default=0.6, help="NMS IoU threshold")
@@ -56,14 +57,18 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(opt: argparse.Namespace) -> dict[str, Any]:
     """Run the validation described by `opt` and return its metrics (keys as in results.csv)."""
-    if not Path(opt.weights).is_file():  # Ultralytics would try to download unknown names such as yolov5n.pt
-        raise FileNotFoundError(f"--weights {opt.weights}: no such file")
-    save_dir = increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok, sep="")
+    cli.existing_file("--weights", opt.weights)  # Ultralytics would try to download unknown names such as yolov5n.pt
+    trained = read_train_args(opt.weights)  # as Ultralytics' model.val(): the checkpoint's data and image size
+    if not (opt.data or trained.get("data")):
+        raise ValueError(f"--weights {opt.weights} does not say which data it was trained on; give --data")
+    data = resolve_data(opt.data or trained["data"])
+    check_split(data, opt.task)
+    save_dir = cli.run_dir(opt.project, opt.name, opt.exist_ok)
     args = {
         "model": str(opt.weights),
-        "data": resolve_data(opt.data),
+        "data": data,
         "split": opt.task,
-        "imgsz": opt.imgsz,
+        "imgsz": opt.imgsz or trained.get("imgsz", 640),
         "batch": opt.batch_size,
         "conf": opt.conf_thres,
         "iou": opt.iou_thres,
@@ -80,6 +85,14 @@ def main(opt: argparse.Namespace) -> dict[str, Any]:
     validator = CountingValidator(save_dir=save_dir, args=args, count_conf=count_conf, count_conf_source=source)
     validator.add_callback("on_val_start", lambda v: use_all_cores())  # after the validator's select_device()
     return validator()
+
+
+def check_split(data: str, split: str) -> None:
+    """Stop in one line when the data YAML has no such split (Ultralytics would fail deep inside the validator)."""
+    from ultralytics.data.utils import check_det_dataset
+
+    if not check_det_dataset(data).get(split):
+        raise ValueError(f"--data {data} has no '{split}' split; use --task with a split it has")
 
 
 def _calibrate_on_val(args: dict[str, Any], save_dir: Path) -> float:
@@ -102,4 +115,4 @@ def _count_conf_arg(value: str) -> float | str:
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    cli.run(main, parse_opt())

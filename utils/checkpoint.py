@@ -33,3 +33,12 @@ def read_count_conf(weights: str | Path) -> float | None:
 
     ckpt, _ = torch_safe_load(str(weights))
     return count_conf_of(ckpt) if isinstance(ckpt, dict) else None
+
+
+def read_train_args(weights: str | Path) -> dict:
+    """Return the training arguments stored in a checkpoint (data, imgsz, ...), empty when it has none."""
+    from ultralytics.nn.tasks import torch_safe_load
+
+    ckpt, _ = torch_safe_load(str(weights))
+    args = ckpt.get("train_args") if isinstance(ckpt, dict) else None
+    return dict(args or {})

@@ -1,0 +1,56 @@
+"""What train.py, val.py and detect.py share: flag types, run folders, checked paths and one error path.
+
+A user's mistake (a missing file, an impossible setting, a device that is not there) ends every CLI the same way:
+one `ERROR: ...` line on stderr and exit status 1, never a traceback, and before any run folder is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError)  # Ultralytics raises ValueError
+# for settings it cannot honour (e.g. a CUDA device on a machine without one)
+
+
+def run(main: Callable[[argparse.Namespace], Any], opt: argparse.Namespace) -> None:
+    """Run a CLI's main and exit: its integer result is the status; a user error is one line and status 1."""
+    try:
+        result = main(opt)
+    except USER_ERRORS as e:
+        sys.exit(f"ERROR: {one_line(e)}")
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def one_line(e: BaseException) -> str:
+    """The first non-empty line of an exception's message (Ultralytics' messages run over several lines)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def image_size(text: str) -> int:
+    """argparse type of --img: a positive number of pixels (Ultralytics would silently round 0 up to one stride)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"image size must be positive, got {value}")
+    return value
+
+
+def existing_file(flag: str, path: str | Path) -> Path:
+    """Return the path if it is a file, else raise FileNotFoundError naming the flag (no download is ever tried)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {path}: no such file")
+    return Path(path)
+
+
+def run_dir(project: str | Path, name: str, exist_ok: bool, mkdir: bool = False) -> Path:
+    """YOLOv5's run folder naming: project/name, then name2, name3, ... (Ultralytics would write name-2)."""
+    from ultralytics.utils.files import increment_path
+
+    return increment_path(Path(project) / name, exist_ok=exist_ok, sep="", mkdir=mkdir)
