@@ -125,7 +125,18 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         "F1_sigma_l": report["localisation"]["sigma_l"]["F1"],
         "count_conf": val.count_conf,
         "val_images": len(val.report.files),
+        "settings": loss_settings(vars(trainer.args)) if name != STOCK else "ultralytics defaults",
     }
+
+
+def loss_settings(args: dict) -> str:
+    """The loss settings a row was trained with, for the results table (defaults included: they may change)."""
+    from utils.trainer import head_of
+
+    free = head_of(args["model"]) == "free"
+    keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality"] if free else ["loss", "fl_obj"]
+    keys += ["fl_gamma", "mfl_target"] if args["loss"] != "bce" else []
+    return " ".join(f"{k}={args[k]}" for k in keys)
 
 
 def row_name(name: str, opt: argparse.Namespace) -> str:
@@ -160,6 +171,7 @@ def result_rows(rows: list[dict], opt: argparse.Namespace, train_images: int) ->
                 mAP50=round(r["mAP50"], 4),
                 F1_sigma_l=round(r["F1_sigma_l"], 4),
                 count_conf=round(r["count_conf"], 4),
+                settings=r["settings"],
             )
         )
     return pd.DataFrame(out)
