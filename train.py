@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: no downloads, no network checks
 
 import argparse
+import time
 from pathlib import Path
 
 from data.resolve import SYNTHETIC, resolve_data
@@ -95,9 +96,11 @@ def main(opt: argparse.Namespace) -> Path:
     overrides = overrides_from(opt)
     if not opt.resume:  # a resumed run keeps its own folder
         overrides["save_dir"] = str(cli.run_dir(overrides["project"], opt.name, opt.exist_ok))
+    start = time.perf_counter()
     trainer = MFLTrainer(overrides=overrides, hyp=opt.hyp or None)
     trainer.train()
-    print(f"Results saved to {trainer.save_dir} (best weights: {trainer.best})")
+    minutes, seconds = divmod(round(time.perf_counter() - start), 60)
+    print(f"Results saved to {trainer.save_dir} (best weights: {trainer.best}); {minutes} min {seconds} s in all")
     return Path(trainer.save_dir)
 
 

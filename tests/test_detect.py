@@ -286,6 +286,27 @@ def test_api_counts_boxes_and_resolves_threshold(weights):
         count_heads(None, weights)
 
 
+def test_api_takes_paths_and_works_outside_the_repository(weights, tmp_path):
+    """count_heads on an image path equals count_heads on the array; a missing or non-image path is named; a script
+    in another folder imports the API with the repository on PYTHONPATH (README)."""
+    from utils.api import count_heads
+
+    im = noisy_patches(8, seed=8)
+    path = tmp_path / "crowd.png"
+    cv2.imwrite(str(path), im)
+    assert count_heads(path, weights, imgsz=128, device="cpu").count == count_heads(im, weights, imgsz=128).count
+    with pytest.raises(FileNotFoundError, match="image not found: .*nope.jpg"):
+        count_heads(tmp_path / "nope.jpg", weights)
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match="notes.jpg: not an image"):
+        count_heads(tmp_path / "notes.jpg", weights)
+    script = f"from utils.api import count_heads; print(count_heads({str(path)!r}, {str(weights)!r}, imgsz=128).count)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.strip().splitlines()[-1]) == count_heads(im, weights, imgsz=128).count
+
+
 def test_tiled_predictor_matches_manual_tiling(weights):
     """HeadCounter(tile=True) equals cutting the tiles by hand, running the model on them and merging: the predictor
     batches the right windows and shifts them to image pixels."""

@@ -93,17 +93,19 @@ class HeadCounter:
             weights = weights.model
         self.predictor.setup_model(weights, verbose=False)
 
-    def __call__(self, image_bgr: np.ndarray) -> CountResult:
+    def __call__(self, image_bgr: np.ndarray | str | Path) -> CountResult:
         """Count the heads in one image.
 
         Args:
-            image_bgr (np.ndarray): Image (H, W, 3) BGR uint8 as OpenCV reads it, or (H, W) grayscale.
+            image_bgr (np.ndarray | str | Path): Image (H, W, 3) BGR uint8 as OpenCV reads it, (H, W) grayscale, or
+                an image file's path.
 
         Returns:
             (CountResult): Count, boxes, centres and scores.
         """
+        image_bgr = read_image(image_bgr) if isinstance(image_bgr, (str, Path)) else image_bgr
         if not isinstance(image_bgr, np.ndarray):
-            raise TypeError(f"image_bgr must be a numpy array (H, W, 3) BGR, got {type(image_bgr).__name__}")
+            raise TypeError(f"image_bgr must be a numpy array (H, W, 3) BGR or a path, got {type(image_bgr).__name__}")
         b = self.predictor(source=image_bgr)[0].boxes.cpu().numpy()
         boxes = b.xyxy.astype(np.float32)
         return CountResult(
@@ -116,6 +118,18 @@ class HeadCounter:
         )
 
 
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as BGR (any format Ultralytics reads, HEIC included), or raise naming the file."""
+    from ultralytics.utils.patches import imread
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    image = imread(str(path))
+    if image is None:
+        raise ValueError(f"{path}: not an image OpenCV or PIL can read")
+    return image
+
+
 @lru_cache(maxsize=4)
 def _counter_for_path(path: str, mtime: float, settings: tuple) -> HeadCounter:
     """Return a cached counter for a checkpoint; the file's mtime in the key reloads it after retraining."""
@@ -123,7 +137,7 @@ def _counter_for_path(path: str, mtime: float, settings: tuple) -> HeadCounter:
 
 
 def count_heads(
-    image_bgr: np.ndarray,
+    image_bgr: np.ndarray | str | Path,
     weights_or_model: str | Path | torch.nn.Module | HeadCounter,
     conf: float | None = None,
     **kwargs: Any,
@@ -131,7 +145,7 @@ def count_heads(
     """Count heads in a BGR image.
 
     Args:
-        image_bgr (np.ndarray): Image (H, W, 3) BGR uint8, as `cv2.imread` returns it.
+        image_bgr (np.ndarray | str | Path): Image (H, W, 3) BGR uint8, as `cv2.imread` returns it, or its path.
         weights_or_model (str | Path | torch.nn.Module | HeadCounter): A checkpoint path (its loaded model is cached
             per path and settings), a model (loaded on every call), or a `HeadCounter` to reuse (`conf` and `kwargs`
             are then ignored).
