@@ -30,7 +30,7 @@ from utils.overlay import STYLES
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's detect.py flags plus the counting ones (--style, --smooth, --tile, --tile-overlap)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=cli.HelpFormatter)
     parser.add_argument("--weights", type=str, required=True, help="model.pt path")
     parser.add_argument("--source", nargs="+", required=True, help="image/folder/glob/video/webcam index/stream URL")
     parser.add_argument(

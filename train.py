@@ -28,7 +28,7 @@ RECIPES = {True: {"epochs": 30, "imgsz": 320, "batch": 8}, False: {"epochs": 100
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's training flags."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.HelpFormatter)
     p.add_argument("--weights", default="", help="initial weights .pt ('' trains from scratch, as the paper)")
     p.add_argument("--cfg", default="", help="model YAML, scale by name (default: the weights' own, else yolov5n-mfl)")
     p.add_argument("--data", default=SYNTHETIC, help="data YAML, or 'synthetic' for the built-in crowd set")
@@ -51,6 +51,14 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=100, help="EarlyStopping patience (epochs without improvement)")
     p.add_argument("--cache", nargs="?", const="ram", default=False, help="image --cache ram/disk")
     p.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image in validation")
+    p.add_argument("--rect", action="store_true", help="rectangular training batches")
+    p.add_argument("--noval", action="store_true", help="only validate the final epoch")
+    p.add_argument("--optimizer", choices=("SGD", "Adam", "AdamW", "auto"), default=None, help="default: the hyp's")
+    p.add_argument("--freeze", nargs="+", type=int, default=None, help="freeze the first N layers, or layers i j k")
+    p.add_argument("--cos-lr", action="store_true", help="cosine learning-rate schedule")
+    p.add_argument("--single-cls", action="store_true", help="train every class as one (head)")
+    p.add_argument("--save-period", type=int, default=-1, help="save a checkpoint every N epochs (-1: off)")
+    p.add_argument("--evolve", nargs="?", const=300, type=int, default=None, help="not supported (see the error)")
     return p.parse_args(argv)
 
 
@@ -75,14 +83,25 @@ def overrides_from(opt: argparse.Namespace) -> dict:
         "patience": opt.patience,
         "cache": opt.cache,
         "max_det": opt.max_det,
+        "rect": opt.rect,
+        "val": not opt.noval,
+        "cos_lr": opt.cos_lr,
+        "single_cls": opt.single_cls,
+        "save_period": opt.save_period,
     }
-    if opt.loss:
-        ov["loss"] = opt.loss
+    if opt.freeze:  # YOLOv5: one number freezes the first N layers, several freeze those layers
+        ov["freeze"] = opt.freeze[0] if len(opt.freeze) == 1 else opt.freeze
+    ov.update({k: v for k, v in (("loss", opt.loss), ("optimizer", opt.optimizer)) if v})
     return ov
 
 
 def check_paths(opt: argparse.Namespace) -> None:
-    """Stop on a missing file before anything is downloaded or any run folder is made."""
+    """Stop on a missing file or an unsupported flag before anything is downloaded or any run folder is made."""
+    if opt.evolve is not None:
+        raise ValueError(
+            "--evolve is not supported: YOLOv5's genetic search needs its own training loop; tune with Ultralytics' "
+            "YOLO(...).tune() or compare settings with bench/accuracy.py --set"
+        )
     for flag, path in (("--weights", opt.weights), ("--cfg", opt.cfg), ("--hyp", opt.hyp)):
         if path:
             cli.existing_file(flag, path)

@@ -34,7 +34,7 @@ from utils.validator import CountingValidator
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's val.py flags plus --count-conf."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter)
     p.add_argument("--data", type=str, default=None, help="dataset YAML, or 'synthetic' (default: the training data)")
     p.add_argument("--weights", type=str, required=True, help="model checkpoint (.pt) path")
     p.add_argument("--task", default="val", choices=("val", "test"), help="dataset split to evaluate")

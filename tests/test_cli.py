@@ -113,3 +113,21 @@ def test_val_reproduces_the_end_of_training(tiny, tmp_path):
     val = cli("val.py", "--weights", str(best), "--project", str(tmp_path / "val"), cwd=tmp_path)
     assert val.returncode == 0, val.stderr[-3000:]
     assert _last_mae(val.stdout + val.stderr) == pytest.approx(_last_mae(train.stdout + train.stderr), abs=1e-3)
+
+
+def test_yolov5_training_flags_reach_the_trainer(tiny, tmp_path):
+    """YOLOv5's --rect --noval --optimizer --freeze --cos-lr --single-cls --save-period map to Ultralytics' keys;
+    --evolve, which Ultralytics' trainer cannot honour, stops in one line and says what to use instead."""
+    import train as train_cli
+
+    data, _ = tiny
+    flags = ["--data", str(data), "--rect", "--noval", "--optimizer", "AdamW", "--freeze", "10", "--cos-lr"]
+    ov = train_cli.overrides_from(train_cli.parse_opt([*flags, "--single-cls", "--save-period", "5"]))
+    assert (ov["rect"], ov["val"], ov["optimizer"], ov["freeze"], ov["cos_lr"]) == (True, False, "AdamW", 10, True)
+    assert (ov["single_cls"], ov["save_period"]) == (True, 5)
+    assert train_cli.overrides_from(train_cli.parse_opt(["--data", str(data), "--freeze", "0", "3"]))["freeze"] == [0, 3]
+    plain = train_cli.overrides_from(train_cli.parse_opt(["--data", str(data)]))
+    assert "optimizer" not in plain and plain["val"] and "freeze" not in plain  # the hyp file's choices stand
+    proc = cli("train.py", "--evolve", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("ERROR: --evolve is not supported")
+    assert "(default: False)" in cli("train.py", "--help", cwd=tmp_path).stdout

@@ -16,6 +16,10 @@ USER_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueEr
 # for settings it cannot honour (e.g. a CUDA device on a machine without one)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the usage text as written and shows every flag's default."""
+
+
 def run(main: Callable[[argparse.Namespace], Any], opt: argparse.Namespace) -> None:
     """Run a CLI's main and exit: its integer result is the status; a user error is one line and status 1."""
     try:
