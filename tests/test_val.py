@@ -294,3 +294,25 @@ def test_postprocess_never_drops_images_on_slow_nms(monkeypatch):
     assert [len(d) for d in default] != [10, 10, 10], "the fake clock must trip Ultralytics' default time limit"
     out = CountingValidator(args={"conf": 0.001, "iou": 0.6, "max_det": 3000}).postprocess(preds)
     assert [len(o["bboxes"]) for o in out] == [10, 10, 10]
+
+
+def test_cap_warning_once_per_run_and_sweep_shows_the_best_threshold(crowd, tmp_path, monkeypatch):
+    """A validator run twice (as the trainer does every epoch) warns about max_det once; the sweep printout always
+    has a column for the threshold it calls best, also off the 0.05 grid (e.g. 0.99)."""
+    from ultralytics.utils import LOGGER
+
+    warnings, infos = [], []
+    monkeypatch.setattr(LOGGER, "warning", lambda msg, *a, **k: warnings.append(str(msg)))
+    monkeypatch.setattr(LOGGER, "info", lambda msg, *a, **k: infos.append(str(msg)))
+    args = dict(model=str(crowd["hot"]), data=str(crowd["data"]), imgsz=64, batch=4, device="cpu", plots=False)
+    v = CountingValidator(save_dir=tmp_path, args={**args, "max_det": 5})
+    v()
+    v.capped = ["val0.jpg"]  # as after the next epoch's pass
+    v._warn_capped()
+    assert sum("reached max_det=5" in w for w in warnings) == 1
+    v.report.calibrated_conf = 0.99  # off the printed 0.05 grid, as for an over-firing model
+    infos.clear()
+    v.print_results()
+    sweep = next(i for i in infos if i.startswith("Count threshold sweep"))
+    assert "lowest MAE at 0.99" in sweep
+    assert "0.99" in sweep.splitlines()[1].split()[1:], sweep

@@ -229,9 +229,11 @@ class CountingValidator(DetectionValidator):
         return super().get_stats()
 
     def _warn_capped(self) -> None:
-        """Never a silent cap: say which images hit max_det and whether their counts are affected."""
-        if not self.capped:
+        """Never a silent cap: say which images hit max_det and whether their counts are affected (once per run: the
+        trainer reuses its validator every epoch)."""
+        if not self.capped or getattr(self, "_capped_warned", False):
             return
+        self._capped_warned = True
         n_at_cap = int((self.report.pred >= self.args.max_det).sum())
         impact = (
             f"{n_at_cap} of them reach it at the count threshold: their counts are LOWER BOUNDS"
@@ -277,7 +279,7 @@ class CountingValidator(DetectionValidator):
                 "these MAE/RMSE are optimistic, not a held-out result"
             )
         on_grid = np.isclose(r.thresholds * 20, np.round(r.thresholds * 20))  # every 0.05, plus the threshold used
-        cols = np.flatnonzero(on_grid | (r.thresholds == r.count_conf))
+        cols = np.flatnonzero(on_grid | np.isin(r.thresholds, (r.count_conf, r.calibrated_conf)))
         LOGGER.info(
             f"Count threshold sweep (lowest MAE at {r.calibrated_conf:.3g}):\n"
             + "\n".join(
