@@ -119,8 +119,9 @@ def main(opt: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # the usual way to stop a live stream; writers and counts.csv are already closed
             LOGGER.info(f"Interrupted by user; outputs so far are in {save_dir}")
             return 130
-    if (save_dir / "counts.csv").exists():
-        LOGGER.info(f"Counts saved to {save_dir / 'counts.csv'}")
+    counted = (save_dir / "counts.csv").exists() and len((save_dir / "counts.csv").read_text().splitlines()) > 1
+    if counted:
+        LOGGER.info(f"Results saved to {save_dir} (counts.csv: one row per image or frame)")
     if predictor.capped:
         LOGGER.warning(f"{sum(predictor.capped.values())} images or frames reached --max-det {opt.max_det}")
     if predictor.failures:

@@ -398,3 +398,15 @@ def test_count_label_and_boxes():
     assert drawn[100, 100].any() and drawn[80, 120].any() and not drawn[100, 120].any()
     with pytest.raises(ValueError, match="unknown style"):
         annotate(im, boxes, np.array([0.9]), np.zeros(1), {0: "head"}, "blobs")
+
+
+def test_results_line_once_and_only_when_saved(good_run, weights, tmp_path):
+    """Two sources: one 'Results saved to' line at the end; every source failing: none, and exit 1."""
+    proc, run_dir, _, _ = good_run
+    out = proc.stdout + proc.stderr
+    assert [ln for ln in out.splitlines() if "Results saved to" in ln] == [
+        f"Results saved to {run_dir} (counts.csv: one row per image or frame)"
+    ]
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    failed = run_detect("--weights", str(weights), "--source", str(tmp_path / "bad.jpg"), "--project", str(tmp_path))
+    assert failed.returncode == 1 and "Results saved to" not in failed.stdout + failed.stderr

@@ -8,6 +8,7 @@ place of the font-downloading Annotator) and video saving (mp4 at the source's f
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import time
@@ -138,6 +139,18 @@ class CountResults(Results):
         )
 
 
+class _OneSummary(logging.Filter):
+    """Drop Ultralytics' 'Results saved to' line, printed after every source: detect.py says it once, at the end,
+    and only when something was saved."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ultralytics_summary = record.pathname.endswith(os.path.join("engine", "predictor.py"))
+        return not (ultralytics_summary and str(record.msg).startswith("Results saved to"))
+
+
+ONE_SUMMARY = _OneSummary()
+
+
 class CountingPredictor(DetectionPredictor):
     """Count heads in images, folders, videos and streams, writing overlays, counts.csv and YOLO labels.
 
@@ -196,6 +209,7 @@ class CountingPredictor(DetectionPredictor):
         self._bar, self._bar_key, self._bar_srcs = None, None, {}
         self._reset_run()
         self.add_callback("on_predict_end", lambda p: p._end_run())
+        LOGGER.addFilter(ONE_SUMMARY)  # the same object each time: added once
 
     # ---- Ultralytics hooks ----
     def setup_model(self, model, verbose: bool = True):
