@@ -48,7 +48,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="exp", help="save results to project/name")
     parser.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
     parser.add_argument("--line-thickness", type=int, default=None, help="box thickness (pixels), auto if unset")
-    parser.add_argument("--hide-labels", action="store_true", help="hide labels")
+    parser.add_argument("--show-labels", action="store_true", help="write 'head 0.87' on each box (unreadable on crowds)")
+    parser.add_argument("--hide-labels", action="store_true", help="YOLOv5's flag, kept: labels are off by default")
     parser.add_argument("--hide-conf", action="store_true", help="hide confidences")
     parser.add_argument("--vid-stride", type=int, default=1, help="video frame-rate stride")
     parser.add_argument("--half", action="store_true", help="use FP16 half-precision inference")
@@ -76,7 +77,7 @@ def overrides_from(opt: argparse.Namespace, save_dir: Path) -> dict:
         "save_conf": opt.save_conf,
         "save_dir": str(save_dir),
         "line_width": opt.line_thickness,
-        "show_labels": not opt.hide_labels,
+        "show_labels": opt.show_labels and not opt.hide_labels,
         "show_conf": not opt.hide_conf,
         "vid_stride": opt.vid_stride,
         "quantize": 16 if opt.half else None,

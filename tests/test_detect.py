@@ -410,3 +410,13 @@ def test_results_line_once_and_only_when_saved(good_run, weights, tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"")
     failed = run_detect("--weights", str(weights), "--source", str(tmp_path / "bad.jpg"), "--project", str(tmp_path))
     assert failed.returncode == 1 and "Results saved to" not in failed.stdout + failed.stderr
+
+
+def test_box_labels_off_by_default():
+    """Dense crowds: no text on boxes unless --show-labels (YOLOv5's --hide-labels still accepted)."""
+    import detect
+
+    base = ["--weights", "w.pt", "--source", "x.jpg"]
+    assert not detect.overrides_from(detect.parse_opt(base), Path("."))["show_labels"]
+    assert detect.overrides_from(detect.parse_opt([*base, "--show-labels"]), Path("."))["show_labels"]
+    assert not detect.overrides_from(detect.parse_opt([*base, "--hide-labels"]), Path("."))["show_labels"]
