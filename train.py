@@ -51,6 +51,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=100, help="EarlyStopping patience (epochs without improvement)")
     p.add_argument("--cache", nargs="?", const="ram", default=False, help="image --cache ram/disk")
     p.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image in validation")
+    p.add_argument("--noautoanchor", action="store_true", help="anchor head: keep the YAML's anchors, no AutoAnchor")
     p.add_argument("--rect", action="store_true", help="rectangular training batches")
     p.add_argument("--noval", action="store_true", help="only validate the final epoch")
     p.add_argument("--optimizer", choices=("SGD", "Adam", "AdamW", "auto"), default=None, help="default: the hyp's")
@@ -83,6 +84,7 @@ def overrides_from(opt: argparse.Namespace) -> dict:
         "patience": opt.patience,
         "cache": opt.cache,
         "max_det": opt.max_det,
+        "noautoanchor": opt.noautoanchor,
         "rect": opt.rect,
         "val": not opt.noval,
         "cos_lr": opt.cos_lr,

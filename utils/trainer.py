@@ -131,12 +131,24 @@ class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
             "iou": 0.6,
             "project": str(ROOT / "runs" / "train"),
             "amp": amp_mode(),
+            "noautoanchor": False,  # YOLOv5's flag: skip the anchor check of the anchor head
         }
         base.update({k: v for k, v in loss_defaults().items() if k not in base})  # so every loss key exists
         model = (overrides or {}).get("model") or base["model"]
         base.update(YAML.load(hyp or HYPS["anchor" if (overrides or {}).get("resume") else head_of(model)]))
         provide_fonts()  # plots and dataset checks would otherwise download Arial.ttf
         super().__init__(cfg=base, overrides=overrides, _callbacks=_callbacks)
+
+    def _setup_train(self):
+        """Set up as Ultralytics does, then AutoAnchor the anchor head unless `noautoanchor` or resuming."""
+        super()._setup_train()
+        head = self.model.model[-1] if hasattr(self.model, "model") else None
+        if self.args.noautoanchor or self.args.resume or not hasattr(head, "anchors"):
+            return
+        from utils.autoanchor import check_anchors, dataset_wh
+
+        if check_anchors(head, dataset_wh(self.train_loader.dataset, self.args.imgsz), self.args.anchor_t):
+            self.ema.ema.model[-1].anchors.copy_(head.anchors)  # the EMA copy was made before the re-fit
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True):
         """Build the model of a YAML (or of a checkpoint's YAML), either head, and load `weights` if given."""
