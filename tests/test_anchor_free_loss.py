@@ -57,7 +57,7 @@ def test_box_rule_masks_every_point_inside_the_box_on_every_level(model):
     from the box centre on both axes is exp(-0.5 / 2σ²); the cell holding the centre (3, 3) is exactly 1, and so is
     the single cell on P4 and on P5.
     """
-    crit = _criterion(model, loss="mfl", mfl_mask="box")
+    crit = _criterion(model, loss="mfl", mfl_mask="box", mfl_quality=False)
     fg = torch.zeros(1, 84, dtype=torch.bool)
     _set_context(crit, _one_box_batch(), fg)
     heatmap, mask = crit.mfl_targets(torch.zeros(1, 84))
@@ -72,7 +72,7 @@ def test_box_rule_masks_every_point_inside_the_box_on_every_level(model):
 
 def test_level_rule_keeps_only_levels_where_tal_gave_the_box_positives(model):
     """TAL positives on P3 only: the mask is the box's four P3 points, not the P4 and P5 points inside the box."""
-    crit = _criterion(model, loss="mfl", mfl_mask="level")
+    crit = _criterion(model, loss="mfl", mfl_mask="level", mfl_quality=False)
     fg = torch.zeros(1, 84, dtype=torch.bool)
     fg[0, [_point(0, 3, 3), _point(0, 2, 3)]] = True
     _set_context(crit, _one_box_batch(), fg)
@@ -112,7 +112,7 @@ def test_fg_rule_quality_and_binary_targets(model):
     sigma = 5 * (1 + math.exp(-5)) / 6
     assert heatmap[0, _point(0, 3, 3)].item() == pytest.approx(0.8)
     assert heatmap[0, _point(0, 2, 2)].item() == pytest.approx(0.5 * math.exp(-0.5 / (2 * sigma**2)), rel=1e-5)
-    crit = _criterion(model, loss="mfl", mfl_mask="fg", mfl_target="binary")
+    crit = _criterion(model, loss="mfl", mfl_mask="fg", mfl_target="binary", mfl_quality=False)
     _set_context(crit, _one_box_batch(), fg)
     heatmap, _ = crit.mfl_targets(soft)
     assert torch.equal(heatmap, fg.float())
@@ -144,7 +144,7 @@ def test_mfl_class_term_gain_and_normaliser(model, fl_cls):
     """cls_loss = Ultralytics' cls gain × fl_cls × L_m^P1 with N = heads in the batch; box terms stay Ultralytics'."""
     batch = _batch()
     preds = model(batch["img"])
-    crit = _criterion(model, loss="mfl", fl_cls=fl_cls)
+    crit = _criterion(model, loss="mfl", fl_cls=fl_cls, mfl_mask="level", mfl_quality=False)
     total, items = crit(preds, batch)
     heatmap, mask = crit.mfl_targets(torch.zeros(2, preds["scores"].shape[-1]))  # no quality: soft labels unused
     logits = preds["scores"].detach().permute(0, 2, 1)[..., 0]
@@ -159,7 +159,7 @@ def test_focal_positives_are_tal_foreground(model):
     """loss=focal: L_f with TAL's foreground points as the positives, normalised by the number of heads."""
     batch = _batch()
     preds = model(batch["img"])
-    crit = _criterion(model, loss="focal")
+    crit = _criterion(model, loss="focal", fl_cls=1.0)
     _, items = crit(preds, batch)
     fg = crit._context["fg"]
     assert 0 < int(fg.sum()) < fg.numel()

@@ -20,14 +20,14 @@ CLS_LOSSES = ("bce", "focal", "heatmap", "mfl")
 MASK_RULES = ("box", "level", "fg")
 DEFAULTS = dict(  # the loss keys this head reads from the training configuration (data/hyps/hyp.scratch-u.yaml)
     loss="mfl",
-    fl_cls=1.0,
+    fl_cls=5.0,
     fl_alpha=0.25,
     fl_gamma=2.0,
     mfl_beta=0.5,
     mfl_poly=True,
     mfl_target="gaussian",
-    mfl_mask="level",
-    mfl_quality=False,
+    mfl_mask="fg",
+    mfl_quality=True,
     hm_beta=4.0,
     hm_eta=1.0,
     hm_eps=6.0,
@@ -47,9 +47,12 @@ class AnchorFreeLoss(v8DetectionLoss):
 
     Which anchor points form the mask (`mfl_mask`):
         - "box": every point inside a box, on every level.
-        - "level": the points inside a box on the levels where TAL gives that box positives (default).
-        - "fg": TAL's positives only.
-    `mfl_quality=True` multiplies the target by TAL's soft label (the IoU-aware score the BCE term regresses to).
+        - "level": the points inside a box on the levels where TAL gives that box positives.
+        - "fg": TAL's positives only (default).
+    `mfl_quality=True` (default) multiplies the target by TAL's soft label (the IoU-aware score the BCE term regresses
+    to), so a point whose box is poor is not trained to a high score. The defaults (fg, quality, fl_cls 5) are the
+    best of the variants measured in BENCHMARKS.md; without quality the score map is diffuse and half the heads are
+    missed.
 
     Examples:
         >>> criterion = AnchorFreeLoss(model)  # model.args holds `loss`, `fl_*`, `mfl_*`, `hm_*`, box, cls, dfl
