@@ -37,7 +37,7 @@ def _args(data: str, project, name: str, **overrides) -> dict:
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory) -> MFLTrainer:
     """The anchor-free head trained with Mask Focal Loss (the hyp file's default loss)."""
-    trainer = MFLTrainer(overrides=_args(tiny_data, tmp_path_factory.mktemp("runs"), "mfl"))
+    trainer = MFLTrainer(overrides=_args(tiny_data, tmp_path_factory.mktemp("runs"), "mfl", imgsz=256))
     trainer.train()
     return trainer
 
