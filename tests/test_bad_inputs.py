@@ -148,6 +148,8 @@ def test_mot_broken_frames_bom_and_test_only(tmp_path: Path):
     (seq / "gt/gt.txt").write_bytes("\ufeff1,1,10,10,20,20\n2,1,10,10,20,20\n3,1,30,30,10,10\n4,1,5,5,5,5\n".encode())
     (seq / "img1/000002.jpg").write_bytes(b"")
     (seq / "img1/000003.jpg").write_text("not a frame")
+    other = make_seq(raw / "test", "seq_b", 1, gt="")
+    (other / "gt/gt.txt").write_bytes(b"1,1,10,10,20,20\n1,2,\xff\xfe,10,20,20\n")  # bytes that are not UTF-8
     before = tree_digest(raw)
     out = tmp_path / "out"
     report = convert_gta_head(raw, out)
@@ -155,7 +157,9 @@ def test_mot_broken_frames_bom_and_test_only(tmp_path: Path):
     assert f"{seq / 'img1/000002.jpg'}: empty file (0 bytes): frame not converted" in skipped
     assert f"{seq / 'img1/000003.jpg'}: not an image format PIL can identify" in skipped
     assert "rows for frames with no usable image in img1/ dropped: 2 (frames 2, 3)" in skipped
-    assert sorted(p.name for p in (out / "labels/test").iterdir()) == ["seq_a_000001.txt", "seq_a_000004.txt"]
+    assert f"{other / 'gt/gt.txt'}: rows with a non-numeric, missing or fractional-frame field dropped: 1" in skipped
+    names = ["seq_a_000001.txt", "seq_a_000004.txt", "seq_b_000001.txt"]
+    assert sorted(p.name for p in (out / "labels/test").iterdir()) == names
     assert len(labels(out, "test", "seq_a_000001.txt")) == 1  # the BOM row
     cfg = yaml.safe_load((out / "data.yaml").read_text())
     assert cfg["train"] is None and cfg["val"] == "images/test"

@@ -151,7 +151,14 @@ def read_gt(gt: Path, report: Report) -> pd.DataFrame:
         raise DatasetLayoutError(f"{gt}: first row has {fields} columns, expected 6 to 10; {MOT_LAYOUT}")
     try:
         df = pd.read_csv(
-            gt, header=None, names=list(COLUMNS), sep=sep, skip_blank_lines=False, index_col=False, encoding="utf-8-sig"
+            gt,
+            header=None,
+            names=list(COLUMNS),
+            sep=sep,
+            skip_blank_lines=False,
+            index_col=False,
+            encoding="utf-8-sig",
+            encoding_errors="replace",  # undecodable bytes become non-numeric cells: those rows are reported
         )
     except pd.errors.ParserError as e:
         raise DatasetLayoutError(f"{gt}: more than {len(COLUMNS)} columns ({e}); {MOT_LAYOUT}") from None
