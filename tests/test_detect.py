@@ -420,3 +420,15 @@ def test_box_labels_off_by_default():
     assert not detect.overrides_from(detect.parse_opt(base), Path("."))["show_labels"]
     assert detect.overrides_from(detect.parse_opt([*base, "--show-labels"]), Path("."))["show_labels"]
     assert not detect.overrides_from(detect.parse_opt([*base, "--hide-labels"]), Path("."))["show_labels"]
+
+
+def test_draw_centres_rings_for_truth_dots_for_predictions():
+    """The worst-image plots: a green ring of radius 2r around each GT centre (centre left clear), a red dot on each
+    prediction, a caption band above; r = 2 px on a 200 x 300 image."""
+    from utils.plots import GT_COLOR, PRED_COLOR, draw_centres
+
+    im = draw_centres(np.zeros((200, 300, 3), np.uint8), np.array([[50, 60]]), np.array([[250, 150]]), "MAE 1")
+    band = im.shape[0] - 200
+    body = im[band:]
+    assert band > 0 and (body[60, 50 + 4] == GT_COLOR).all() and not body[60, 50].any()
+    assert (body[150, 250] == PRED_COLOR).all() and not body[150, 250 + 6].any()

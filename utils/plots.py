@@ -15,6 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from ultralytics.utils import LOGGER
 
+from utils.overlay import draw_points
+
 GT_COLOR = (0, 200, 0)  # BGR green ring: ground truth
 PRED_COLOR = (0, 0, 255)  # BGR red dot: prediction
 
@@ -90,12 +92,13 @@ def plot_threshold_sweep(
     return _save(fig, file)
 
 
-def draw_points(
+def draw_centres(
     image: np.ndarray, gt_xy: np.ndarray, pred_xy: np.ndarray, caption: str = "", max_side: int = 1600
 ) -> np.ndarray:
     """Draw GT centres as green rings and predicted centres as red dots, with a caption band above the image.
 
-    Points stay separable in dense crowds: the ring outlines GT without hiding the red dot inside it.
+    Points stay separable in dense crowds: the ring outlines GT without hiding the red dot inside it. Both are drawn
+    by dilating a point mask (utils/overlay.py), one call for any number of heads.
 
     Args:
         image (np.ndarray): BGR image, shape (H, W, 3).
@@ -110,10 +113,12 @@ def draw_points(
     scale = min(1.0, max_side / max(image.shape[:2]))
     im = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image.copy()
     r = max(2, round(max(im.shape[:2]) / 400))
-    for xy in np.round(np.asarray(gt_xy, dtype=float).reshape(-1, 2) * scale).astype(int):
-        cv2.circle(im, (int(xy[0]), int(xy[1])), 2 * r, GT_COLOR, max(1, r // 2), cv2.LINE_AA)
-    for xy in np.round(np.asarray(pred_xy, dtype=float).reshape(-1, 2) * scale).astype(int):
-        cv2.circle(im, (int(xy[0]), int(xy[1])), r, PRED_COLOR, -1, cv2.LINE_AA)
+    gt = np.asarray(gt_xy, dtype=float).reshape(-1, 2) * scale
+    ring = np.zeros(im.shape[:2], np.uint8)
+    ring[tuple(np.clip(np.round(gt).astype(int), 0, [im.shape[1] - 1, im.shape[0] - 1])[:, ::-1].T)] = 1
+    outer, inner = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)) for k in (2 * r, r + 1))
+    im[(cv2.dilate(ring, outer) > 0) & (cv2.dilate(ring, inner) == 0)] = GT_COLOR
+    draw_points(im, np.asarray(pred_xy, dtype=float).reshape(-1, 2) * scale, r, PRED_COLOR)
     return np.concatenate([_caption_band(caption, im.shape[1]), im], 0) if caption else im
 
 
@@ -166,7 +171,7 @@ def plot_worst_images(
         g, p = len(gt_xy[i]), len(pred_xy[i])
         caption = f"{Path(files[i]).name}  GT {g} (green rings)  pred {p} (red dots)  error {p - g:+d}"
         written.append(save_dir / f"worst_{rank}_{Path(files[i]).stem}.jpg")
-        cv2.imwrite(str(written[-1]), draw_points(im, gt_xy[i], pred_xy[i], caption))
+        cv2.imwrite(str(written[-1]), draw_centres(im, gt_xy[i], pred_xy[i], caption))
     return written
 
 
@@ -187,7 +192,7 @@ def plot_point_mosaic(
     """
     tiles = [
         cv2.copyMakeBorder(
-            draw_points(np.ascontiguousarray(im.transpose(1, 2, 0)[..., ::-1]), g, p),
+            draw_centres(np.ascontiguousarray(im.transpose(1, 2, 0)[..., ::-1]), g, p),
             *[1] * 4,
             cv2.BORDER_CONSTANT,
             value=(255, 255, 255),
