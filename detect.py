@@ -32,6 +32,11 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's detect.py flags plus the counting ones (--style, --smooth, --tile, --tile-overlap)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=cli.HelpFormatter)
     parser.add_argument("--weights", type=str, required=True, help="model.pt path")
+    parser.add_argument(
+        "--trust-weights",
+        action="store_true",
+        help="also load checkpoints needing more than known model classes (their pickle can run code)",
+    )
     parser.add_argument("--source", nargs="+", required=True, help="image/folder/glob/video/webcam index/stream URL")
     parser.add_argument(
         "--imgsz", "--img", "--img-size", nargs="+", type=cli.image_size, default=[640], help="inference size h w"
@@ -91,8 +96,10 @@ def main(opt: argparse.Namespace) -> int:
     Returns:
         (int): Exit code, 0 when every source was processed, 1 otherwise.
     """
+    from utils.checkpoint import trust_weights
     from utils.predictor import CountingPredictor  # heavy import kept out of --help
 
+    trust_weights(opt.trust_weights)
     if not Path(opt.weights).is_file():  # checked here: Ultralytics would try to download a missing name
         LOGGER.error(f"weights not found: {opt.weights}")
         return 1
@@ -108,7 +115,8 @@ def main(opt: argparse.Namespace) -> int:
         )
         predictor.setup_model(opt.weights)
     except (OSError, ValueError, TypeError, RuntimeError) as e:  # unreadable checkpoint or bad settings
-        LOGGER.error(f"{opt.weights}: {str(e).strip().splitlines()[0]}")
+        msg = cli.one_line(e)  # our loader's messages name the file already
+        LOGGER.error(msg if Path(opt.weights).name in msg else f"{opt.weights}: {msg}")
         return 1
     LOGGER.info(f"Counting with {predictor.threads} CPU threads, max {opt.max_det} detections per image")
     for source in opt.source:

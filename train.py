@@ -19,6 +19,7 @@ from pathlib import Path
 
 from data.resolve import SYNTHETIC, resolve_data
 from utils import MAX_DET, ROOT, cli
+from utils.checkpoint import trust_weights
 from utils.detection_loss import OBJ_LOSSES
 from utils.trainer import DEFAULT_MODEL, MFLTrainer
 
@@ -30,6 +31,11 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's training flags."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=cli.HelpFormatter)
     p.add_argument("--weights", default="", help="initial weights .pt ('' trains from scratch, as the paper)")
+    p.add_argument(
+        "--trust-weights",
+        action="store_true",
+        help="also load checkpoints needing more than known model classes (their pickle can run code)",
+    )
     p.add_argument("--cfg", default="", help="model YAML, scale by name (default: the weights' own, else yolov5n-mfl)")
     p.add_argument("--data", default=SYNTHETIC, help="data YAML, or 'synthetic' for the built-in crowd set")
     p.add_argument(
@@ -113,6 +119,7 @@ def check_paths(opt: argparse.Namespace) -> None:
 
 def main(opt: argparse.Namespace) -> Path:
     """Train and return the run folder."""
+    trust_weights(opt.trust_weights)
     check_paths(opt)
     overrides = overrides_from(opt)
     if not opt.resume:  # a resumed run keeps its own folder

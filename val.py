@@ -27,7 +27,7 @@ from ultralytics.utils import LOGGER
 
 from data.resolve import resolve_data
 from utils import MAX_DET, ROOT, cli
-from utils.checkpoint import read_count_conf, read_train_args
+from utils.checkpoint import read_count_conf, read_train_args, trust_weights
 from utils.threads import use_all_cores
 from utils.validator import CountingValidator
 
@@ -37,6 +37,11 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter)
     p.add_argument("--data", type=str, default=None, help="dataset YAML, or 'synthetic' (default: the training data)")
     p.add_argument("--weights", type=str, required=True, help="model checkpoint (.pt) path")
+    p.add_argument(
+        "--trust-weights",
+        action="store_true",
+        help="also load checkpoints needing more than known model classes (their pickle can run code)",
+    )
     p.add_argument("--task", default="val", choices=("val", "test"), help="dataset split to evaluate")
     p.add_argument(
         "--imgsz", "--img", "--img-size", type=cli.image_size, default=None, help="inference size (default: training's)"
@@ -57,6 +62,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(opt: argparse.Namespace) -> dict[str, Any]:
     """Run the validation described by `opt` and return its metrics (keys as in results.csv)."""
+    trust_weights(opt.trust_weights)
     cli.existing_file("--weights", opt.weights)  # Ultralytics would try to download unknown names such as yolov5n.pt
     trained = read_train_args(opt.weights)  # as Ultralytics' model.val(): the checkpoint's data and image size
     if not (opt.data or trained.get("data")):

@@ -104,11 +104,11 @@ def parse_opt() -> argparse.Namespace:
 
 def main(opt: argparse.Namespace) -> None:
     """Count every generated frame both ways and print a markdown table with the errors and timings."""
-    from ultralytics.nn.tasks import torch_safe_load
+    from utils.checkpoint import load_checkpoint
 
     from utils.api import HeadCounter
 
-    imgsz = opt.imgsz or int(torch_safe_load(opt.weights)[0].get("train_args", {}).get("imgsz", 640))
+    imgsz = opt.imgsz or int(load_checkpoint(opt.weights)[0].get("train_args", {}).get("imgsz", 640))
     pairs = val_split(opt.data)
     pairs = [pairs[k] for k in np.random.default_rng(opt.seed).permutation(len(pairs))]
     kw = dict(conf=opt.conf_thres, imgsz=imgsz, max_det=opt.max_det, device=opt.device, tile_overlap=opt.tile_overlap)

@@ -20,6 +20,7 @@ import torch
 from ultralytics.engine.model import Model
 
 from utils import MAX_DET
+from utils.checkpoint import trusting
 from utils.predictor import CountingPredictor, resolve_conf
 
 
@@ -68,6 +69,7 @@ class HeadCounter:
         half: bool = False,
         tile: bool = False,
         tile_overlap: float = 0.2,
+        trust_weights: bool = False,
     ):
         """Load the model.
 
@@ -82,16 +84,19 @@ class HeadCounter:
             half (bool): FP16 inference on GPU.
             tile (bool): Sliced inference at native resolution, for large images with tiny heads.
             tile_overlap (float): Tile overlap fraction.
+            trust_weights (bool): Load a checkpoint that needs more than known model classes (its pickle can run
+                code); restricted loading refuses it otherwise (utils/checkpoint.py).
         """
-        self.conf, self.max_det = resolve_conf(conf, weights), max_det
-        overrides = dict(conf=self.conf, iou=iou, imgsz=imgsz, max_det=max_det, save=False, verbose=False)
-        overrides.update(device=device, quantize=16 if half else None)
-        self.predictor = CountingPredictor(overrides=overrides, tile=tile, tile_overlap=tile_overlap)
-        if isinstance(weights, (str, Path)):
-            weights = str(weights)
-        elif isinstance(weights, Model):  # the YOLO wrapper: AutoBackend wants the detection module inside it
-            weights = weights.model
-        self.predictor.setup_model(weights, verbose=False)
+        with trusting(trust_weights):  # restricted loading unless the caller vouches for the file
+            self.conf, self.max_det = resolve_conf(conf, weights), max_det
+            overrides = dict(conf=self.conf, iou=iou, imgsz=imgsz, max_det=max_det, save=False, verbose=False)
+            overrides.update(device=device, quantize=16 if half else None)
+            self.predictor = CountingPredictor(overrides=overrides, tile=tile, tile_overlap=tile_overlap)
+            if isinstance(weights, (str, Path)):
+                weights = str(weights)
+            elif isinstance(weights, Model):  # the YOLO wrapper: AutoBackend wants the detection module inside it
+                weights = weights.model
+            self.predictor.setup_model(weights, verbose=False)
 
     def __call__(self, image_bgr: np.ndarray | str | Path) -> CountResult:
         """Count the heads in one image.
@@ -150,7 +155,8 @@ def count_heads(
             per path and settings), a model (loaded on every call), or a `HeadCounter` to reuse (`conf` and `kwargs`
             are then ignored).
         conf (float, optional): Confidence threshold; None uses the checkpoint's calibrated count threshold.
-        **kwargs (Any): Other `HeadCounter` settings: iou, imgsz, max_det, device, half, tile, tile_overlap.
+        **kwargs (Any): Other `HeadCounter` settings: iou, imgsz, max_det, device, half, tile, tile_overlap,
+            trust_weights.
 
     Returns:
         (CountResult): Count, boxes (N, 4) xyxy pixels, centres (N, 2), scores (N,).

@@ -17,6 +17,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK, YAML
 
 from models.yolo import build_model, is_anchor_free
 from utils import COUNT_CONF_KEY, MAX_DET, ROOT
+from utils.checkpoint import AtomicPath, rewrite_atomically
 from utils.offline import provide_fonts
 from utils.threads import use_all_cores
 
@@ -43,6 +44,20 @@ class CountingTrainerMixin:
     Shared by `MFLTrainer` and by the stock Ultralytics baseline in bench/accuracy.py, so both are validated and
     checkpointed the same way.
     """
+
+    def __init__(self, *args, **kwargs):
+        """Ultralytics' trainer, whose checkpoint paths write atomically (a killed run never leaves a partial file)."""
+        super().__init__(*args, **kwargs)
+        self.wdir, self.last, self.best = (AtomicPath(p) for p in (self.wdir, self.last, self.best))
+
+    def final_eval(self):
+        """Ultralytics' final evaluation, whose in-place optimizer stripping works on copies renamed back after."""
+        last, best = self.last, self.best
+        with rewrite_atomically(last, best) as (self.last, self.best):
+            try:
+                super().final_eval()
+            finally:
+                self.last, self.best = last, best
 
     def _setup_train(self):
         """Set up as Ultralytics does, then give torch every core on CPU.
@@ -90,9 +105,9 @@ def loss_defaults() -> dict[str, Any]:
 def head_of(model: str | Path) -> str:
     """'anchor' or 'free': the head of a model YAML, or of the model stored in a checkpoint."""
     if str(model).endswith(".pt"):
-        from ultralytics.nn.tasks import torch_safe_load
+        from utils.checkpoint import load_checkpoint
 
-        ckpt, _ = torch_safe_load(str(model))
+        ckpt, _ = load_checkpoint(model)
         cfg = (ckpt.get("ema") or ckpt["model"]).yaml
     else:
         cfg = str(model)

@@ -31,6 +31,7 @@ from utils import MAX_DET
 from utils.checkpoint import read_count_conf
 from utils.counting import CountingEvaluator, CountReport
 from utils.offline import provide_fonts
+from utils.peaks import head_strides, level_shapes, peak_filter
 from utils.plots import (
     plot_count_scatter,
     plot_error_histogram,
@@ -102,6 +103,7 @@ class CountingValidator(DetectionValidator):
         _callbacks: dict | None = None,
         count_conf: float | str | None = None,
         count_conf_source: str | None = None,
+        peak_filter: bool = False,
     ) -> None:
         """Initialise; `args` may carry our trainer's extra hyperparameters, which are not validator settings.
 
@@ -112,6 +114,8 @@ class CountingValidator(DetectionValidator):
             _callbacks (dict, optional): Ultralytics callbacks.
             count_conf (float | str | None): Count threshold policy, see the module docstring.
             count_conf_source (str, optional): Label for a float `count_conf` in the report (default "argument").
+            peak_filter (bool): Keep only local maxima of each level's score map before NMS (utils/peaks.py); off
+                by default: on SCUT-Head it drops true heads next to brighter ones (BENCHMARKS.md).
         """
         super().__init__(dataloader, save_dir, _known_cfg(args), _callbacks)
         if self.args.max_det == DEFAULT_CFG.max_det:  # Ultralytics' 300 would truncate dense crowds
@@ -123,6 +127,9 @@ class CountingValidator(DetectionValidator):
         self._count_conf_arg = count_conf
         self._source_arg = count_conf_source
         self._weights: str | Path | None = None
+        self.peak_filter = peak_filter
+        self._strides: torch.Tensor | None = None
+        self._input_hw: tuple[int, int] = (0, 0)
         self.metrics = CountMetrics()
         self.counter = CountingEvaluator()
         self.count_conf: float | None = None
@@ -146,6 +153,7 @@ class CountingValidator(DetectionValidator):
     def init_metrics(self, model: torch.nn.Module) -> None:
         """Reset the counting state, fix the count threshold policy and list images without a label file."""
         super().init_metrics(model)
+        self._strides = head_strides(model) if self.peak_filter else None
         self.counter = CountingEvaluator(min_conf=self.args.conf)
         self._fixed_conf, self.count_conf_source = self._resolve_count_conf()
         dataset = self.dataloader.dataset
@@ -172,13 +180,22 @@ class CountingValidator(DetectionValidator):
         )
         return None, "auto (weights store none)"
 
+    def preprocess(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Ultralytics' preprocessing; remember the input size, which fixes the levels' grid shapes."""
+        batch = super().preprocess(batch)
+        self._input_hw = tuple(batch["img"].shape[2:])
+        return batch
+
     def postprocess(self, preds: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """Ultralytics' NMS with no time limit.
+        """The peak filter (when on and the model's level strides are known), then Ultralytics' NMS with no time limit.
 
         Its default budget (2 s + 0.05 s per image and batch) silently returns no boxes for the rest of the batch
         once spent; dense crowds at the mAP confidence of 0.001 on a CPU spend it routinely (323 of 400 SCUT-Head
         val images lost their detections in bench/val_speed.py), corrupting counts, mAP and the calibration.
         """
+        if self._strides is not None:
+            preds = preds[0] if isinstance(preds, (list, tuple)) else preds
+            preds = peak_filter(preds, level_shapes(self._input_hw, self._strides, preds.shape[-1]))
         outputs = nms.non_max_suppression(
             preds,
             self.args.conf,

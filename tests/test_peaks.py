@@ -1,0 +1,62 @@
+"""The peak filter: level shapes from the output length, and which points survive on hand-made score maps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.yolo import build_model
+from utils import ROOT
+from utils.peaks import head_strides, level_shapes, peak_filter
+
+STRIDES = torch.tensor([8.0, 16.0, 32.0])
+
+
+def test_level_shapes_anchor_free_and_anchor_heads():
+    # 64x96 input: grids 8x12, 4x6, 2x3 = 96 + 24 + 6 = 126 cells
+    assert level_shapes((64, 96), STRIDES, 126) == [(1, 8, 12), (1, 4, 6), (1, 2, 3)]
+    assert level_shapes((64, 96), STRIDES, 3 * 126) == [(3, 8, 12), (3, 4, 6), (3, 2, 3)]
+    with pytest.raises(ValueError, match="do not tile"):
+        level_shapes((64, 96), STRIDES, 127)
+
+
+def _preds(scores: torch.Tensor) -> torch.Tensor:
+    """(1, 5, A) output whose box columns hold the point index, so a test can see they are untouched."""
+    a = scores.numel()
+    boxes = torch.arange(a, dtype=torch.float32).expand(4, a)
+    return torch.cat([boxes, scores.view(1, a)]).unsqueeze(0)
+
+
+def test_keeps_local_maxima_and_ties_only():
+    s = torch.zeros(4, 4)
+    s[1, 1], s[1, 2], s[2, 1] = 0.9, 0.5, 0.4  # a peak and two shoulders
+    s[3, 3] = 0.3  # a lone, weaker peak two cells away: kept
+    s[0, 3] = s[1, 3] = 0.2  # a plateau touching the first shoulder (0.5 > 0.2): both suppressed
+    out = peak_filter(_preds(s.flatten()), [(1, 4, 4)])
+    kept = out[0, 4].view(4, 4)
+    expected = torch.zeros(4, 4)
+    expected[1, 1], expected[3, 3] = 0.9, 0.3
+    assert torch.equal(kept, expected)
+    assert torch.equal(out[0, :4], _preds(s.flatten())[0, :4])  # boxes unchanged
+
+    tie = torch.zeros(3, 3)
+    tie[1, 0] = tie[1, 1] = 0.7  # equal neighbours: both survive, NMS decides
+    assert (peak_filter(_preds(tie.flatten()), [(1, 3, 3)])[0, 4] > 0).sum() == 2
+
+
+def test_levels_and_anchors_are_filtered_separately():
+    # level 0: 2x2 grid, level 1: 1x1; the bright level-0 point does not suppress the level-1 point
+    flat = torch.tensor([0.9, 0.1, 0.2, 0.3, 0.5])
+    kept = peak_filter(_preds(flat), [(1, 2, 2), (1, 1, 1)])[0, 4]
+    assert kept.tolist() == pytest.approx([0.9, 0, 0, 0, 0.5])
+    # anchor head: 2 anchors of one 1x2 level, anchor-major; each anchor keeps its own maximum
+    flat = torch.tensor([0.8, 0.6, 0.1, 0.4])  # anchor 0: cells 0.8, 0.6; anchor 1: cells 0.1, 0.4
+    kept = peak_filter(_preds(flat), [(2, 1, 2)])[0, 4]
+    assert kept.tolist() == pytest.approx([0.8, 0, 0, 0.4])
+
+
+def test_head_strides_of_both_heads():
+    for cfg in ("yolov5nu-mfl.yaml", "yolov5n-mfl.yaml"):
+        model = build_model(str(ROOT / "models" / cfg), nc=1, verbose=False)
+        assert head_strides(model).tolist() == [8.0, 16.0, 32.0]
+    assert head_strides(torch.nn.Linear(1, 1)) is None
