@@ -49,6 +49,9 @@ class CountingTrainerMixin:
         """Ultralytics' trainer, whose checkpoint paths write atomically (a killed run never leaves a partial file)."""
         super().__init__(*args, **kwargs)
         self.wdir, self.last, self.best = (AtomicPath(p) for p in (self.wdir, self.last, self.best))
+        if RANK in {-1, 0}:
+            for partial in [*self.wdir.glob("*.tmp"), *self.wdir.glob("*.tmp.pt")]:  # cut short by a kill
+                partial.unlink()
 
     def final_eval(self):
         """Ultralytics' final evaluation, whose in-place optimizer stripping works on copies renamed back after."""
