@@ -31,7 +31,7 @@ from utils.overlay import STYLES
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse YOLOv5's detect.py flags plus the counting ones (--style, --smooth, --tile, --tile-overlap)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=cli.HelpFormatter)
-    parser.add_argument("--weights", type=str, required=True, help="model.pt path")
+    parser.add_argument("--weights", type=str, required=True, help="model.pt, or a model exported by export.py")
     parser.add_argument(
         "--trust-weights",
         action="store_true",
@@ -100,7 +100,7 @@ def main(opt: argparse.Namespace) -> int:
     from utils.predictor import CountingPredictor  # heavy import kept out of --help
 
     trust_weights(opt.trust_weights)
-    if not Path(opt.weights).is_file():  # checked here: Ultralytics would try to download a missing name
+    if not Path(opt.weights).exists():  # checked here: Ultralytics would try to download a missing name
         LOGGER.error(f"weights not found: {opt.weights}")
         return 1
     save_dir = cli.run_dir(opt.project, opt.name, opt.exist_ok, mkdir=True)

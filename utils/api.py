@@ -169,7 +169,7 @@ def count_heads(
         counter = weights_or_model
     elif isinstance(weights_or_model, (str, Path)):
         path = Path(weights_or_model).resolve()
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"weights not found: {weights_or_model}")
         hashable = {k: tuple(v) if isinstance(v, list) else v for k, v in {**kwargs, "conf": conf}.items()}
         settings = tuple(sorted(hashable.items()))

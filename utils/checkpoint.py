@@ -15,6 +15,7 @@ resume, fine-tuning, our readers) through `load_checkpoint`, which
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import functools
@@ -198,21 +199,55 @@ def count_conf_of(ckpt: dict) -> float | None:
     return None if value is None else float(value)
 
 
+def is_exported(weights: str | Path) -> bool:
+    """True for an exported model (ONNX file, OpenVINO folder, TorchScript file, ...), False for a `.pt` checkpoint."""
+    return Path(weights).is_dir() or Path(weights).suffix != ".pt"
+
+
+def export_metadata(weights: str | Path) -> dict:
+    """Ultralytics' metadata of an exported model, read without loading it (our exporter adds count_conf and data)."""
+    from ultralytics.nn.backends.base import BaseBackend
+
+    if not Path(weights).exists():
+        raise FileNotFoundError(f"{weights}: no such exported model")
+    return {k: _literal(v) for k, v in (BaseBackend.read_metadata(weights) or {}).items()}
+
+
+def _literal(value):
+    """ONNX keeps metadata as strings ("[640, 640]", "0.21"): their Python value, else the string."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
 def read_count_conf(weights: str | Path) -> float | None:
-    """Return the count threshold calibrated at the end of training, or None if the checkpoint has none.
+    """Return the count threshold calibrated at the end of training, or None if the weights store none.
 
     Args:
-        weights (str | Path): Path to a `.pt` checkpoint written by train.py (or any Ultralytics checkpoint).
+        weights (str | Path): A `.pt` checkpoint written by train.py (or any Ultralytics checkpoint), or a model
+            exported by export.py.
 
     Returns:
         (float | None): The stored confidence threshold used for counting.
     """
+    if is_exported(weights):
+        value = export_metadata(weights).get(COUNT_CONF_KEY)
+        return None if value in (None, "None") else float(value)
     ckpt, _ = load_checkpoint(weights)
     return count_conf_of(ckpt) if isinstance(ckpt, dict) else None
 
 
 def read_train_args(weights: str | Path) -> dict:
-    """Return the training arguments stored in a checkpoint (data, imgsz, ...), empty when it has none."""
+    """Return the training arguments stored in a checkpoint (data, imgsz, ...), empty when it has none.
+
+    For an exported model: the training data and the export's input size, from its metadata.
+    """
+    if is_exported(weights):
+        meta = export_metadata(weights)
+        return {k: v for k, v in (("data", meta.get("data")), ("imgsz", meta.get("imgsz"))) if v is not None}
     ckpt, _ = load_checkpoint(weights)
     args = ckpt.get("train_args") if isinstance(ckpt, dict) else None
     return dict(args or {})

@@ -53,6 +53,13 @@ def existing_file(flag: str, path: str | Path) -> Path:
     return Path(path)
 
 
+def existing_weights(flag: str, path: str | Path) -> Path:
+    """Return a model path that exists: a file (.pt, .onnx, .torchscript) or an exported folder (OpenVINO)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{flag} {path}: no such file")
+    return Path(path)
+
+
 def run_dir(project: str | Path, name: str, exist_ok: bool, mkdir: bool = False) -> Path:
     """YOLOv5's run folder naming: project/name, then name2, name3, ... (Ultralytics would write name-2)."""
     from ultralytics.utils.files import increment_path

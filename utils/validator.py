@@ -169,7 +169,7 @@ class CountingValidator(DetectionValidator):
             return arg, self._source_arg or "argument"
         if arg == "auto" or self.training:
             return None, "auto"
-        stored = read_count_conf(self._weights) if str(self._weights or "").endswith(".pt") else None
+        stored = read_count_conf(self._weights) if self._weights else None
         if stored is not None and stored < self.args.conf:
             raise ValueError(f"{self._weights}: stored count_conf {stored} is below conf={self.args.conf}; lower conf")
         if stored is not None:
