@@ -134,7 +134,7 @@ def loss_settings(args: dict) -> str:
     from utils.trainer import head_of
 
     free = head_of(args["model"]) == "free"
-    keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality"] if free else ["loss", "fl_obj"]
+    keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance"] if free else ["loss", "fl_obj"]
     keys += ["fl_gamma", "mfl_target"] if args["loss"] != "bce" else []
     return " ".join(f"{k}={args[k]}" for k in keys)
 

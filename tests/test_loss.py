@@ -51,6 +51,19 @@ def test_mask_focal_hand_computed():
     assert mask_focal_loss(x, heat, mask, poly=True).item() == pytest.approx(0.125 * math.log(2) + 0.0625, rel=1e-6)
 
 
+def test_mask_focal_balance_scales_only_the_outside():
+    """The cells of test_mask_focal_hand_computed with α = 0.25: inside term 0.0625 log 0.5, outside 0.0625 log 0.5.
+    Eq. 6 as printed scales both by α: 0.25 * 0.125 log 2. RetinaNet's balance scales the outside by 1 - α = 0.75:
+    0.25 * 0.0625 log 2 + 0.75 * 0.0625 log 2 = 0.0625 log 2.
+    """
+    x = torch.zeros(3)
+    heat, mask = torch.tensor([0.5, 1.0, 0.0]), torch.tensor([True, True, False])
+    printed = mask_focal_loss(x, heat, mask, alpha=0.25)
+    balanced = mask_focal_loss(x, heat, mask, alpha=0.25, alpha_neg=0.75)
+    assert printed.item() == pytest.approx(0.25 * 0.125 * math.log(2), rel=1e-6)
+    assert balanced.item() == pytest.approx(0.0625 * math.log(2), rel=1e-6)
+
+
 def test_heatmap_focal_hand_computed():
     """Peak cell p̂ = 0.5: 0.5^2 log 0.5; soft cell p = 0.5: (0.5)^4 0.5^2 log 0.5; α = 1, N = 1."""
     x, heat = torch.zeros(2), torch.tensor([1.0, 0.5])

@@ -28,6 +28,7 @@ DEFAULTS = dict(  # the loss keys this head reads from the training configuratio
     mfl_target="gaussian",
     mfl_mask="fg",
     mfl_quality=True,
+    fl_balance=False,
     hm_beta=4.0,
     hm_eta=1.0,
     hm_eps=6.0,
@@ -49,6 +50,7 @@ class AnchorFreeLoss(v8DetectionLoss):
         - "box": every point inside a box, on every level.
         - "level": the points inside a box on the levels where TAL gives that box positives.
         - "fg": TAL's positives only (default).
+    `fl_balance=True` scales the points outside the mask by 1 - α instead of α (RetinaNet's balance).
     `mfl_quality=True` (default) multiplies the target by TAL's soft label (the IoU-aware score the BCE term regresses
     to), so a point whose box is poor is not trained to a high score. The defaults (fg, quality, fl_cls 5) are the
     best of the variants measured in BENCHMARKS.md; without quality the score map is diffuse and half the heads are
@@ -102,9 +104,11 @@ class AnchorFreeLoss(v8DetectionLoss):
             value = heatmap_focal_loss(x, heatmap, beta=self.cfg["hm_beta"], num_objects=n, **self.fl)
         else:
             heatmap, mask = self.mfl_targets(target_scores[..., 0])
+            alpha_neg = 1 - self.fl["alpha"] if self.cfg["fl_balance"] else None
             value = mask_focal_loss(
-                x, heatmap, mask, beta=self.cfg["mfl_beta"], poly=self.cfg["mfl_poly"], num_objects=n, **self.fl
-            )
+                x, heatmap, mask, beta=self.cfg["mfl_beta"], poly=self.cfg["mfl_poly"], num_objects=n,
+                alpha_neg=alpha_neg, **self.fl,
+            )  # fmt: skip
         return value * self.cfg["fl_cls"] * target_scores.sum().clamp(min=1)
 
     @torch.no_grad()

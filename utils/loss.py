@@ -128,6 +128,7 @@ def mask_focal_loss(
     gamma: float = 4.0,
     poly: bool = False,
     num_objects: int | float | torch.Tensor | None = None,
+    alpha_neg: float | None = None,
 ) -> torch.Tensor:
     """Mask Focal Loss L_m (Eq. 6); with `poly=True`, L_m^P1 exactly as Eq. 7 is printed.
 
@@ -155,6 +156,8 @@ def mask_focal_loss(
         gamma (float): Focusing exponent γ (>= 1).
         poly (bool): Use the poly-1 form L_m^P1 (Eq. 7).
         num_objects (int | float | torch.Tensor, optional): N; defaults to the number of heatmap peaks.
+        alpha_neg (float, optional): Scale of the mask = 0 branch instead of α: RetinaNet's balance (α inside the
+            mask, 1 - α outside) rather than Eq. 6's single global α. None keeps the equation as printed.
 
     Returns:
         (torch.Tensor): Scalar loss.
@@ -165,4 +168,5 @@ def mask_focal_loss(
     log_term = delta.pow(gamma) * _log_one_minus_delta(xi, pi)
     weight = pi.pow(beta)  # 0^0 = 1 in torch, so β = 0 gives weight 1 everywhere
     positives = log_term - weight * delta.pow(gamma + 1) if poly else weight * log_term  # Eq. 7 / Eq. 6
-    return -alpha * _total(_negative(x, gamma, poly), inside, positives) / _normaliser(num_objects, p)
+    negatives = _negative(x, gamma, poly) * (1.0 if alpha_neg is None else alpha_neg / alpha)
+    return -alpha * _total(negatives, inside, positives) / _normaliser(num_objects, p)
