@@ -30,7 +30,7 @@ class YOLOv5Loss:
 
     Examples:
         >>> criterion = YOLOv5Loss.from_model(model)
-        >>> total, items = criterion(model(batch["img"]), batch)  # items: box_loss, obj_loss, cls_loss
+        >>> total, items = criterion(model(batch["img"]), batch)  # items: box_loss, obj_loss (+ cls_loss if nc > 1)
     """
 
     def __init__(
@@ -84,7 +84,7 @@ class YOLOv5Loss:
             batch (dict): Ultralytics batch with img, batch_idx, cls and normalised xywh bboxes.
 
         Returns:
-            (tuple[torch.Tensor, dict]): Loss × batch size (3,) for backward, and the detached items by name.
+            (tuple[torch.Tensor, dict]): Loss × batch size (2,), (3,) with classes, and the detached items by name.
         """
         raw = preds[1] if isinstance(preds, tuple) else preds
         device = raw[0].device
@@ -104,7 +104,9 @@ class YOLOv5Loss:
                     t = F.one_hot(tcls, self.nc).float()
                     lcls = lcls + F.binary_cross_entropy_with_logits(ps[:, 5:], t)
             lobj = lobj + self._objectness(p[..., 4], (b, a, gj, gi), iou, assigned, i, (img_h, img_w), n_obj)
-        items = {"box_loss": lbox * self.gain["box"], "obj_loss": lobj, "cls_loss": lcls * self.gain["cls"]}
+        items = {"box_loss": lbox * self.gain["box"], "obj_loss": lobj}
+        if self.nc > 1:  # one class (heads) has no class term: no column of zeros in results.csv and results.png
+            items["cls_loss"] = lcls * self.gain["cls"]
         total = torch.stack(list(items.values()))
         return total * bs, {k: v.detach() for k, v in items.items()}
 
