@@ -51,6 +51,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iou-thres", type=float, default=0.6, help="NMS IoU threshold")
     p.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image")
     p.add_argument("--count-conf", type=_count_conf_arg, default=None, help="count threshold: float, or 'auto'")
+    p.add_argument(
+        "--peak-filter", action="store_true", help="keep only local maxima of each level's scores before NMS (faster)"
+    )
     p.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
     p.add_argument("--project", default=ROOT / "runs/val", help="save to project/name")
     p.add_argument("--name", default="exp", help="save to project/name")
@@ -88,7 +91,9 @@ def main(opt: argparse.Namespace) -> dict[str, Any]:
     count_conf, source = opt.count_conf, None
     if count_conf is None and opt.task == "test" and read_count_conf(opt.weights) is None:
         count_conf, source = _calibrate_on_val(args, save_dir / "calibration-val"), "calibrated on val by val.py"
-    validator = CountingValidator(save_dir=save_dir, args=args, count_conf=count_conf, count_conf_source=source)
+    validator = CountingValidator(
+        save_dir=save_dir, args=args, count_conf=count_conf, count_conf_source=source, peak_filter=opt.peak_filter
+    )
     validator.add_callback("on_val_start", lambda v: use_all_cores())  # after the validator's select_device()
     return validator()
 

@@ -60,3 +60,20 @@ def test_head_strides_of_both_heads():
         model = build_model(str(ROOT / "models" / cfg), nc=1, verbose=False)
         assert head_strides(model).tolist() == [8.0, 16.0, 32.0]
     assert head_strides(torch.nn.Linear(1, 1)) is None
+
+
+def test_validator_filters_before_nms_only_when_asked():
+    """The validator's postprocess with the filter drops the shoulder of a head, and keeps it without the filter."""
+    from utils.validator import CountingValidator
+
+    s = torch.zeros(2, 2)
+    s[0, 0], s[0, 1] = 0.9, 0.5  # a head and its shoulder, boxes far apart so NMS would keep both
+    preds = _preds(s.flatten())
+    preds[0, :4] = torch.tensor([[4.0, 12.0, 4.0, 12.0], [4.0, 4.0, 4.0, 4.0], [2.0, 2.0, 2.0, 2.0],
+                                 [2.0, 2.0, 2.0, 2.0]])  # xywh of the 4 points: two 2x2 boxes at x = 4 and 12
+    kept = {}
+    for on in (False, True):
+        v = CountingValidator(args={"conf": 0.1, "iou": 0.6}, peak_filter=on)
+        v._strides, v._input_hw = (torch.tensor([8.0]) if on else None), (16, 16)
+        kept[on] = v.postprocess(preds)[0]["conf"].tolist()
+    assert sorted(kept[False]) == pytest.approx([0.5, 0.9]) and kept[True] == pytest.approx([0.9])
