@@ -55,15 +55,32 @@ def wait_for(predicate, proc: subprocess.Popen, poll: float) -> bool:
     return False
 
 
-def kill_once(cmd: list[str], weights: Path, during_write: bool, rng: random.Random) -> str:
-    """Start `cmd`, kill it (mid-write or at a random moment); return 'killed', 'killed-mid-write' or 'finished'."""
+def nth_write(weights: Path, n: int):
+    """A predicate that turns true when the n-th checkpoint write since its creation is under way."""
+    state = {"seen": 0, "writing": False}
+
+    def check() -> bool:
+        writing = any(weights.glob("*.tmp"))
+        state["seen"] += writing and not state["writing"]
+        state["writing"] = writing
+        return writing and state["seen"] >= n
+
+    return check
+
+
+def kill_once(cmd: list[str], weights: Path, during_write: bool, rng: random.Random, run_s: float) -> str:
+    """Start `cmd`, kill it (mid-write or at a random moment); return 'killed', 'killed-mid-write' or 'finished'.
+
+    Mid-write kills land in the 1st to 3rd checkpoint write of the resumed run, random ones anywhere in the time an
+    uninterrupted run takes (`run_s`), so the run advances between kills.
+    """
     for stale in weights.glob("*.tmp"):  # left by the previous kill mid-write (the trainer removes them too)
         stale.unlink()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if during_write:
-        landed = wait_for(lambda: any(weights.glob("*.tmp")), proc, 0.0005)
+        landed = wait_for(nth_write(weights, rng.randint(1, 3)), proc, 0.0005)
     else:
-        deadline = time.monotonic() + rng.uniform(2.0, 12.0)  # start-up takes a few seconds
+        deadline = time.monotonic() + rng.uniform(2.0, run_s / 2)
         landed = wait_for(lambda: time.monotonic() > deadline, proc, 0.01)
     if not landed:
         return "finished" if proc.returncode == 0 else f"resume failed (exit {proc.returncode})"
@@ -92,7 +109,7 @@ def main(opt: argparse.Namespace) -> dict:
     proc.wait()
     resume = [*cmd, "--resume", str(weights / "last.pt")]
     while len([e for e in log if e["event"].startswith("killed")]) < opt.kills:
-        event = kill_once(resume, weights, during_write=len(log) % 2 == 0, rng=rng)
+        event = kill_once(resume, weights, during_write=len(log) % 2 == 0, rng=rng, run_s=clean_s)
         try:
             epoch = load_checkpoint(weights / "last.pt", safe_only=False)[0]["epoch"]
             loads = True
