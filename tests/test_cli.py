@@ -14,6 +14,7 @@ import torch
 from bench.common import untrained_checkpoint
 from data.synthetic import ensure_synthetic_crowd
 from utils import ROOT
+from utils.checkpoint import read_count_conf
 
 
 def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -113,6 +114,10 @@ def test_val_reproduces_the_end_of_training(tiny, tmp_path):
     val = cli("val.py", "--weights", str(best), "--project", str(tmp_path / "val"), cwd=tmp_path)
     assert val.returncode == 0, val.stderr[-3000:]
     assert _last_mae(val.stdout + val.stderr) == pytest.approx(_last_mae(train.stdout + train.stderr), abs=1e-3)
+    # the threshold stored in best.pt is the one calibrated on the final pass over best.pt itself
+    final = re.findall(r"Counting \(score >= ([0-9.]+), calibrated on this split for the final weights\)",
+                       train.stdout + train.stderr)
+    assert len(final) == 1 and read_count_conf(best) == pytest.approx(float(final[0]), abs=5e-4)
 
 
 def test_yolov5_training_flags_reach_the_trainer(tiny, tmp_path):

@@ -19,6 +19,7 @@ import ast
 import contextlib
 import copy
 import functools
+import io
 import os
 import pickle
 import shutil
@@ -184,6 +185,15 @@ def rewrite_atomically(*paths: Path) -> Iterator[list[Path]]:
     for p, c in zip(paths, copies):
         if c != p and c.exists():
             os.replace(c, p)
+
+
+def store_count_conf(weights: Path, conf: float) -> None:
+    """Attach a count threshold to the model of a checkpoint this process wrote, rewriting the file atomically."""
+    ckpt = torch.load(weights, map_location="cpu", weights_only=False)  # our own file, written moments ago
+    setattr(ckpt.get("model") or ckpt["ema"], COUNT_CONF_KEY, float(conf))
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    AtomicPath(weights).write_bytes(buffer.getvalue())
 
 
 def count_conf_of(ckpt: dict) -> float | None:

@@ -6,6 +6,7 @@ class and re-imports it by module path in each worker.
 
 from __future__ import annotations
 
+import math
 from copy import copy
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK, YAML
 
 from models.yolo import build_model, is_anchor_free
 from utils import COUNT_CONF_KEY, MAX_DET, ROOT
-from utils.checkpoint import AtomicPath, rewrite_atomically
+from utils.checkpoint import AtomicPath, rewrite_atomically, store_count_conf
 from utils.offline import provide_fonts
 from utils.threads import use_all_cores
 
@@ -54,13 +55,23 @@ class CountingTrainerMixin:
                 partial.unlink()
 
     def final_eval(self):
-        """Ultralytics' final evaluation, whose in-place optimizer stripping works on copies renamed back after."""
+        """Ultralytics' final evaluation of best.pt, with two changes.
+
+        - Its in-place optimizer stripping works on copies renamed back after (a kill never truncates best.pt).
+        - The count threshold is calibrated anew on the final pass and stored in best.pt: the per-epoch calibration
+          ran on the fp32 EMA, and best.pt holds it in fp16; on an undertrained model one threshold step can move
+          the MAE by half (bench/results/accuracy.csv), so the stored threshold must come from the stored weights.
+        """
         last, best = self.last, self.best
+        self.validator.final_calibration = True
         with rewrite_atomically(last, best) as (self.last, self.best):
             try:
                 super().final_eval()
             finally:
                 self.last, self.best = last, best
+        conf = self.validator.calibrated_conf
+        if RANK in {-1, 0} and best.exists() and conf is not None and math.isfinite(conf):
+            store_count_conf(best, conf)
 
     def _setup_train(self):
         """Set up as Ultralytics does, then give torch every core on CPU.

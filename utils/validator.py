@@ -128,6 +128,7 @@ class CountingValidator(DetectionValidator):
         self._source_arg = count_conf_source
         self._weights: str | Path | None = None
         self.peak_filter = peak_filter
+        self.final_calibration = False  # set by the trainer: calibrate on the final weights' pass (utils/trainer.py)
         self._strides: torch.Tensor | None = None
         self._input_hw: tuple[int, int] = (0, 0)
         self.metrics = CountMetrics()
@@ -165,6 +166,8 @@ class CountingValidator(DetectionValidator):
     def _resolve_count_conf(self) -> tuple[float | None, str]:
         """Return the fixed count threshold (None: calibrate on this split) and where it comes from."""
         arg = self._count_conf_arg
+        if self.final_calibration:
+            return None, "calibrated on this split for the final weights"
         if isinstance(arg, float):
             return arg, self._source_arg or "argument"
         if arg == "auto" or self.training:
@@ -283,14 +286,14 @@ class CountingValidator(DetectionValidator):
             return
         e = r.errors
         tuned = self._fixed_conf is None
-        where = f"tuned on '{self.args.split}'" if tuned else self.count_conf_source
+        where = f"tuned on '{self.args.split}'" if tuned and not self.final_calibration else self.count_conf_source
         LOGGER.info(
             f"Counting (score >= {r.count_conf:.3g}, {where}): MAE {e['MAE']:.3f}  RMSE {e['RMSE']:.3f}  "
             f"NAE {e['NAE']:.3f}  mean GT {e['mean_gt']:.2f}  mean pred {e['mean_pred']:.2f}  images {e['images']}"
         )
         if self.training:
             return
-        if tuned:
+        if tuned and not self.final_calibration:
             LOGGER.warning(
                 f"COUNT THRESHOLD {r.count_conf:.3g} WAS TUNED ON THE '{self.args.split}' SPLIT BEING EVALUATED: "
                 "these MAE/RMSE are optimistic, not a held-out result"
