@@ -41,9 +41,10 @@ def train_cmd(data: str, project: Path, name: str, opt: argparse.Namespace) -> l
 
 
 def final_metrics(run: Path) -> dict[str, float]:
-    """Metrics of the last row of results.csv (the final validation of best.pt)."""
+    """Losses and metrics of the last row of results.csv: a resumed run on the same trajectory matches them all."""
     row = pd.read_csv(run / "results.csv").rename(columns=str.strip).iloc[-1]
-    return {k: round(float(row[k]), 4) for k in METRICS} | {"epochs_logged": int(row["epoch"])}
+    keys = [k for k in row.index if "loss" in k] + list(METRICS)
+    return {k: round(float(row[k]), 5) for k in keys} | {"epochs_logged": int(row["epoch"])}
 
 
 def wait_for(predicate, proc: subprocess.Popen, poll: float) -> bool:
@@ -68,11 +69,13 @@ def nth_write(weights: Path, n: int):
     return check
 
 
-def kill_once(cmd: list[str], weights: Path, during_write: bool, rng: random.Random, run_s: float) -> str:
+def kill_once(
+    cmd: list[str], weights: Path, during_write: bool, rng: random.Random, run_s: float, epochs: int
+) -> str:
     """Start `cmd`, kill it (mid-write or at a random moment); return 'killed', 'killed-mid-write' or 'finished'.
 
-    Mid-write kills land in the 1st to 3rd checkpoint write of the resumed run, random ones anywhere in the time an
-    uninterrupted run takes (`run_s`), so the run advances between kills.
+    Mid-write kills land in the 1st to 3rd checkpoint write of the resumed run, random ones within about three epochs
+    of an uninterrupted run (`run_s` over `epochs`), so the run advances between kills.
     """
     for stale in weights.glob("*.tmp"):  # left by the previous kill mid-write (the trainer removes them too)
         stale.unlink()
@@ -80,7 +83,7 @@ def kill_once(cmd: list[str], weights: Path, during_write: bool, rng: random.Ran
     if during_write:
         landed = wait_for(nth_write(weights, rng.randint(1, 3)), proc, 0.0005)
     else:
-        deadline = time.monotonic() + rng.uniform(2.0, run_s / 2)
+        deadline = time.monotonic() + rng.uniform(2.0, 3 * run_s / epochs)  # within about three epochs
         landed = wait_for(lambda: time.monotonic() > deadline, proc, 0.01)
     if not landed:
         return "finished" if proc.returncode == 0 else f"resume failed (exit {proc.returncode})"
@@ -109,7 +112,7 @@ def main(opt: argparse.Namespace) -> dict:
     proc.wait()
     resume = [*cmd, "--resume", str(weights / "last.pt")]
     while len([e for e in log if e["event"].startswith("killed")]) < opt.kills:
-        event = kill_once(resume, weights, during_write=len(log) % 2 == 0, rng=rng, run_s=clean_s)
+        event = kill_once(resume, weights, len(log) % 2 == 0, rng, clean_s, opt.epochs)
         try:
             epoch = load_checkpoint(weights / "last.pt", safe_only=False)[0]["epoch"]
             loads = True
@@ -144,7 +147,7 @@ def parse_opt(args: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=20, help="kills after the first checkpoint")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="seed of the kill times")
     p.add_argument("--project", default=str(ROOT / "runs" / "kill_resume"))
