@@ -143,8 +143,9 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
 
 def loss_settings(args: dict) -> str:
     """The loss settings a row was trained with, for the results table (defaults included: they may change)."""
-    from utils.trainer import head_of
+    from utils.trainer import head_of, loss_defaults
 
+    args = {**loss_defaults(), **args}  # runs from before a key existed trained with its default
     free = head_of(args["model"]) == "free"
     keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance"] if free else ["loss", "fl_obj"]
     keys += ["fl_gamma", "mfl_target"] if args["loss"] != "bce" else []
