@@ -66,7 +66,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 def main(opt: argparse.Namespace) -> dict[str, Any]:
     """Run the validation described by `opt` and return its metrics (keys as in results.csv)."""
     trust_weights(opt.trust_weights)
-    cli.existing_weights("--weights", opt.weights)  # Ultralytics would try to download unknown names such as yolov5n.pt
+    cli.existing_file("--weights", opt.weights, folder_ok=True)  # Ultralytics would try to download unknown names such as yolov5n.pt
     trained = read_train_args(opt.weights)  # as Ultralytics' model.val(): the checkpoint's data and image size
     if not (opt.data or trained.get("data")):
         raise ValueError(f"--weights {opt.weights} does not say which data it was trained on; give --data")

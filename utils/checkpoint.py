@@ -6,8 +6,7 @@ safe_only=True)`), off by default. Importing this module routes every Ultralytic
 resume, fine-tuning, our readers) through `load_checkpoint`, which
     - loads restricted unless the user said `--trust-weights` (`trust_weights()`), with our three model classes, and
       nothing else, added to Ultralytics' list;
-    - names, in one line, the globals a refused file needs, and says so when they are our own model classes that this
-      Python cannot import (run from the project), instead of Ultralytics' "legacy YOLOv5 model" message;
+    - names, in one line, the globals a refused file needs;
     - turns a truncated or corrupt file into one line naming it (ValueError, which every CLI prints as one line);
     - reads a file once: the count threshold, the training arguments and the model of one checkpoint share one read
       (a one-file cache keyed by path, size and modification time, handing out copies because loaders modify them).
@@ -119,11 +118,6 @@ def _refusal(path: str) -> ValueError:
         needed = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
     except (ValueError, OSError, RuntimeError):  # not a zip torch.save wrote: an image or archive renamed .pt
         return ValueError(f"{path}: not a loadable checkpoint, the file is not one torch.save wrote")
-    if needed and all(g.startswith(("models.yolo.", "models.head.")) for g in needed):
-        return UnsafeCheckpointError(
-            f"{path}: saved by the MFL crowd-counting project ({', '.join(needed)}), whose 'models' package this "
-            "Python cannot import; run from the project's root or put it on PYTHONPATH"
-        )
     return UnsafeCheckpointError(
         f"{path}: refused, it needs {', '.join(needed) or 'unknown globals'}, which a restricted load does not allow "
         "(unpickling them can run code); if you trust the file's source, rerun with --trust-weights"

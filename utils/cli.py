@@ -46,18 +46,13 @@ def image_size(text: str) -> int:
     return value
 
 
-def existing_file(flag: str, path: str | Path) -> Path:
-    """Return the path if it is a file, else raise FileNotFoundError naming the flag (no download is ever tried)."""
-    if not Path(path).is_file():
+def existing_file(flag: str, path: str | Path, folder_ok: bool = False) -> Path:
+    """Return the path if it is a file (or, with `folder_ok`, a folder such as an exported OpenVINO model), else raise
+    FileNotFoundError naming the flag (no download is ever tried)."""
+    p = Path(path)
+    if not (p.is_file() or (folder_ok and p.is_dir())):
         raise FileNotFoundError(f"{flag} {path}: no such file")
-    return Path(path)
-
-
-def existing_weights(flag: str, path: str | Path) -> Path:
-    """Return a model path that exists: a file (.pt, .onnx, .torchscript) or an exported folder (OpenVINO)."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{flag} {path}: no such file")
-    return Path(path)
+    return p
 
 
 def run_dir(project: str | Path, name: str, exist_ok: bool, mkdir: bool = False) -> Path:

@@ -63,7 +63,7 @@ def export_checkpoint(weights: str | Path, fmt: str, **overrides) -> str:
         raise ValueError(f"--include {fmt}: not supported, choose from {', '.join(FORMATS)}")
     model, ckpt = load_model(str(weights), device="cpu", fuse=True)  # through utils.checkpoint: restricted
     args = ckpt.get("train_args") or {}
-    extra = {COUNT_CONF_KEY: count_conf_of(ckpt), "data": args.get("data"), "train_imgsz": args.get("imgsz")}
+    extra = {COUNT_CONF_KEY: count_conf_of(ckpt), "data": args.get("data")}
     defaults = {"imgsz": args.get("imgsz", 640), "batch": 1, "device": "cpu"}
     exporter = CountingExporter(overrides={**defaults, **overrides, "format": fmt})
     return exporter(model, {k: v for k, v in extra.items() if v is not None})
