@@ -67,3 +67,19 @@ def test_training_refits_tiny_heads_and_noautoanchor_keeps_the_yaml(tmp_path):
     kept.train()
     saved = torch.load(kept.last, weights_only=False)["model"].model[-1].anchors.float()
     torch.testing.assert_close(saved, torch.tensor(STOCK, dtype=torch.float32).view(3, 3, 2))
+
+
+def test_the_free_head_is_never_autoanchored(tmp_path, monkeypatch):
+    """Ultralytics' Detect keeps a tensor named `anchors` (its grid points): AutoAnchor must leave it alone."""
+    from data.synthetic import ensure_synthetic_crowd
+    from test_anchor_free_model import CFG
+    from test_train import _args
+    from utils import autoanchor
+    from utils.trainer import MFLTrainer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("AutoAnchor ran on the anchor-free head")
+
+    monkeypatch.setattr(autoanchor, "check_anchors", refuse)
+    data = str(ensure_synthetic_crowd(6, 2, 96, 60, seed=4, root=tmp_path / "crowd"))
+    MFLTrainer(overrides=_args(data, tmp_path, "free", epochs=1, imgsz=64, model=CFG))._setup_train()

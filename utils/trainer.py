@@ -16,6 +16,7 @@ from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK, YAML
 
+from models.head import AnchorDetect
 from models.yolo import build_model, is_anchor_free
 from utils import COUNT_CONF_KEY, MAX_DET, ROOT
 from utils.checkpoint import AtomicPath, rewrite_atomically, store_count_conf
@@ -172,8 +173,8 @@ class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
         """Set up as Ultralytics does, then AutoAnchor the anchor head unless `noautoanchor` or resuming."""
         super()._setup_train()
         head = self.model.model[-1] if hasattr(self.model, "model") else None
-        if self.args.noautoanchor or self.args.resume or not hasattr(head, "anchors"):
-            return
+        if self.args.noautoanchor or self.args.resume or not isinstance(head, AnchorDetect):
+            return  # Ultralytics' Detect has an `anchors` tensor too, but of grid points, not box priors
         from utils.autoanchor import check_anchors, dataset_wh
 
         if check_anchors(head, dataset_wh(self.train_loader.dataset, self.args.imgsz), self.args.anchor_t):
