@@ -26,6 +26,7 @@ from ultralytics.utils import LOGGER
 
 from utils import MAX_DET, ROOT, cli
 from utils.overlay import STYLES
+from utils.tracking import DEFAULT_TRACKER
 
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +63,30 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smooth", type=int, default=1, help="show the moving-average count over N frames")
     parser.add_argument("--tile", action="store_true", help="sliced inference with imgsz tiles at native resolution")
     parser.add_argument("--tile-overlap", type=float, default=0.2, help="tile overlap as a fraction of the tile")
+    parser.add_argument("--track", action="store_true", help="track heads across frames (unique counts, lines, zones)")
+    parser.add_argument(
+        "--tracker", default=DEFAULT_TRACKER, help="tracker YAML: bytetrack.yaml, botsort.yaml (Ultralytics') or a file"
+    )
+    parser.add_argument("--min-track-frames", type=int, default=5, help="frames a track must last to count as a head")
+    parser.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        type=cli.points("--line", 2, 2),
+        metavar="X1,Y1,X2,Y2",
+        help="count tracks crossing this line, in = left to right walking from point 1 to 2 (repeatable)",
+    )
+    parser.add_argument(
+        "--zone",
+        action="append",
+        default=[],
+        type=cli.points("--zone", 3),
+        metavar="X1,Y1,X2,Y2,X3,Y3,...",
+        help="polygon: tracks inside now and their dwell time (repeatable)",
+    )
     opt = parser.parse_args(argv)
+    if (opt.line or opt.zone) and not opt.track:
+        parser.error("--line and --zone count tracks: add --track")
     opt.imgsz *= 2 if len(opt.imgsz) == 1 else 1  # expand
     return opt
 
@@ -112,6 +136,10 @@ def main(opt: argparse.Namespace) -> int:
             tile=opt.tile,
             tile_overlap=opt.tile_overlap,
             counts_csv=save_dir / "counts.csv",
+            track=opt.tracker if opt.track else None,
+            lines=opt.line,
+            zones=opt.zone,
+            min_track_frames=opt.min_track_frames,
         )
         predictor.setup_model(opt.weights)
     except (OSError, ValueError, TypeError, RuntimeError) as e:  # unreadable checkpoint or bad settings
@@ -126,11 +154,16 @@ def main(opt: argparse.Namespace) -> int:
             reason = str(e).strip().splitlines()[0]
             predictor.fail(source, reason.split("... ")[-1] if isinstance(e, ConnectionError) else reason)
         except KeyboardInterrupt:  # the usual way to stop a live stream; writers and counts.csv are already closed
+            if predictor.tracking:
+                predictor.tracking.finish_all()
             LOGGER.info(f"Interrupted by user; outputs so far are in {save_dir}")
             return 130
+    if predictor.tracking:
+        predictor.tracking.finish_all()
     counted = (save_dir / "counts.csv").exists() and len((save_dir / "counts.csv").read_text().splitlines()) > 1
     if counted:
-        LOGGER.info(f"Results saved to {save_dir} (counts.csv: one row per image or frame)")
+        summary = ", summary.json: tracks per video" if predictor.tracking else ""
+        LOGGER.info(f"Results saved to {save_dir} (counts.csv: one row per image or frame{summary})")
     if predictor.capped:
         LOGGER.warning(f"{sum(predictor.capped.values())} images or frames reached --max-det {opt.max_det}")
     if predictor.failures:

@@ -20,14 +20,23 @@ SKIN = np.array([[80, 110, 170], [60, 90, 140], [100, 140, 200], [40, 60, 100]])
 HAIR = np.array([[20, 20, 20], [30, 40, 60], [60, 80, 110], [150, 150, 150]])
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Gradient plus random rectangles, lines and circles plus noise, so the detector must learn heads, not blobs."""
-    y = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+def _background(rng: np.random.Generator, size: int | tuple[int, int]) -> np.ndarray:
+    """Gradient plus random rectangles, lines and circles plus noise, so the detector must learn heads, not blobs.
+
+    Args:
+        rng (np.random.Generator): Random source.
+        size (int | tuple[int, int]): Square side, or (height, width) in pixels.
+
+    Returns:
+        (np.ndarray): The (height, width, 3) uint8 BGR background.
+    """
+    h, w = (size, size) if isinstance(size, int) else size
+    y = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
     top, bottom = rng.uniform(40, 220, 3), rng.uniform(40, 220, 3)
-    img = np.broadcast_to(top * (1 - y) + bottom * y, (size, size, 3)).astype(np.uint8).copy()
+    img = np.broadcast_to(top * (1 - y) + bottom * y, (h, w, 3)).astype(np.uint8).copy()
     for _ in range(rng.integers(5, 25)):
         colour = rng.integers(0, 256, 3).tolist()
-        x0, y0, x1, y1 = rng.integers(0, size, 4).tolist()
+        x0, y0, x1, y1 = rng.integers(0, (w, h, w, h)).tolist()  # same draws as integers(0, size, 4) when square
         shape = rng.integers(3)
         if shape == 0:
             cv2.rectangle(img, (x0, y0), (x1, y1), colour, -1)
@@ -38,24 +47,94 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return img
 
 
+def perspective(rng: np.random.Generator, rows: int) -> tuple[float, float, float]:
+    """Draw a scene's perspective: horizon row, head height at the bottom row (near) and at the horizon (far).
+
+    Args:
+        rng (np.random.Generator): Random source.
+        rows (int): Image height in pixels.
+
+    Returns:
+        (tuple[float, float, float]): horizon, near, far in pixels; the horizon may lie above the image.
+    """
+    return rng.uniform(-0.3, 0.3) * rows, rng.uniform(0.06, 0.12) * rows, rng.uniform(0.015, 0.03) * rows
+
+
+def head_height(y: np.ndarray, horizon: float, near: float, far: float, rows: int) -> np.ndarray:
+    """Mean head height at image rows `y`: linear from `far` at the horizon to `near` at the bottom row.
+
+    Args:
+        y (np.ndarray): Head centre rows in pixels.
+        horizon (float): Horizon row.
+        near (float): Head height at the bottom row.
+        far (float): Head height at (and above) the horizon.
+        rows (int): Image height in pixels; rows below it keep the `near` height.
+
+    Returns:
+        (np.ndarray): Head heights in pixels, before each person's own size factor.
+    """
+    frac = np.clip((y - horizon) / (rows - horizon), 0, 1)
+    return far + (near - far) * frac
+
+
+def appearance(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw `n` people's colours: clothes (any colour), skin tone and hair colour.
+
+    Args:
+        rng (np.random.Generator): Random source.
+        n (int): Number of people.
+
+    Returns:
+        (tuple[np.ndarray, np.ndarray, np.ndarray]): clothes, skin, hair, each (n, 3) int BGR.
+    """
+    clothes, skin, hair = np.zeros((n, 3), np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for i in range(n):  # one person at a time: this draw order fixes every image the generator has ever written
+        clothes[i], skin[i], hair[i] = rng.integers(0, 256, 3), rng.integers(4), rng.integers(4)
+    return clothes, SKIN[skin], HAIR[hair]
+
+
+def draw_people(
+    img: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    w: np.ndarray,
+    h: np.ndarray,
+    clothes: np.ndarray,
+    skin: np.ndarray,
+    hair: np.ndarray,
+) -> None:
+    """Draw people in place, in the order given (pass them back to front so nearer people cover farther ones).
+
+    Each person is a body ellipse below the head, a skin-coloured head ellipse filling the head box and a hair
+    half-ellipse over the top of the head.
+
+    Args:
+        img (np.ndarray): (H, W, 3) uint8 BGR image, drawn on in place.
+        cx (np.ndarray): (n,) head centre x in pixels.
+        cy (np.ndarray): (n,) head centre y in pixels.
+        w (np.ndarray): (n,) head box width in pixels.
+        h (np.ndarray): (n,) head box height in pixels.
+        clothes (np.ndarray): (n, 3) BGR body colours.
+        skin (np.ndarray): (n, 3) BGR skin colours.
+        hair (np.ndarray): (n, 3) BGR hair colours.
+    """
+    for x, y, hw, hh, c, s, hr in zip(cx, cy, w / 2, h / 2, clothes, skin, hair, strict=True):
+        cv2.ellipse(img, (int(x), int(y + 2.6 * hh)), (int(2.2 * hw), int(2.0 * hh)), 0, 0, 360, c.tolist(), -1)
+        cv2.ellipse(img, (int(x), int(y)), (max(int(hw), 1), max(int(hh), 1)), 0, 0, 360, s.tolist(), -1)
+        cv2.ellipse(
+            img, (int(x), int(y - 0.15 * hh)), (max(int(hw), 1), max(int(0.9 * hh), 1)), 0, 180, 360, hr.tolist(), -1
+        )
+
+
 def _draw_people(img: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Draw `n` people back to front and return their head boxes (n, 4) as pixel xyxy."""
+    """Draw `n` random people back to front and return their head boxes (n, 4) as pixel xyxy."""
     size = img.shape[0]
-    horizon = rng.uniform(-0.3, 0.3) * size  # perspective: head size grows linearly below the horizon
-    near, far = rng.uniform(0.06, 0.12) * size, rng.uniform(0.015, 0.03) * size
+    horizon, near, far = perspective(rng, size)
     cy = np.sort(rng.uniform(0, size, n))  # back (top) first, so nearer people are drawn over farther ones
     cx = rng.uniform(0, size, n)
-    frac = np.clip((cy - horizon) / (size - horizon), 0, 1)
-    h = (far + (near - far) * frac) * rng.uniform(0.85, 1.15, n)
+    h = head_height(cy, horizon, near, far, size) * rng.uniform(0.85, 1.15, n)
     w = h * rng.uniform(0.75, 0.95, n)
-    for x, y, hw, hh in zip(cx, cy, w / 2, h / 2, strict=True):
-        clothes = rng.integers(0, 256, 3).tolist()
-        cv2.ellipse(img, (int(x), int(y + 2.6 * hh)), (int(2.2 * hw), int(2.0 * hh)), 0, 0, 360, clothes, -1)
-        cv2.ellipse(
-            img, (int(x), int(y)), (max(int(hw), 1), max(int(hh), 1)), 0, 0, 360, SKIN[rng.integers(4)].tolist(), -1
-        )
-        hair = HAIR[rng.integers(4)].tolist()
-        cv2.ellipse(img, (int(x), int(y - 0.15 * hh)), (max(int(hw), 1), max(int(0.9 * hh), 1)), 0, 180, 360, hair, -1)
+    draw_people(img, cx, cy, w, h, *appearance(rng, n))
     boxes = np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), 1)
     return np.clip(boxes, 0, size)
 

@@ -22,6 +22,7 @@ from ultralytics.engine.model import Model
 from utils import MAX_DET
 from utils.checkpoint import trusting
 from utils.predictor import CountingPredictor, resolve_conf
+from utils.track_counting import FrameTracks
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class CountResult:
         scores (np.ndarray): Confidences (N,).
         conf (float): Confidence threshold the count used.
         capped (bool): True when the count reached max_det and may be truncated.
+        ids (np.ndarray | None): When tracking, the track ID (N,) of each box; boxes are then the tracked heads,
+            while `count` stays the detections above `conf`.
+        tracks (FrameTracks | None): When tracking: tracked and unique heads, crossings per line, zone occupancy.
     """
 
     count: int
@@ -43,6 +47,8 @@ class CountResult:
     scores: np.ndarray
     conf: float
     capped: bool
+    ids: np.ndarray | None = None
+    tracks: FrameTracks | None = None
 
 
 class HeadCounter:
@@ -70,6 +76,11 @@ class HeadCounter:
         tile: bool = False,
         tile_overlap: float = 0.2,
         trust_weights: bool = False,
+        track: str | None = None,
+        lines=(),
+        zones=(),
+        min_track_frames: int = 5,
+        fps: float = 30.0,
     ):
         """Load the model.
 
@@ -86,12 +97,27 @@ class HeadCounter:
             tile_overlap (float): Tile overlap fraction.
             trust_weights (bool): Load a checkpoint that needs more than known model classes (its pickle can run
                 code); restricted loading refuses it otherwise (utils/checkpoint.py).
+            track (str, optional): Tracker YAML (e.g. "bytetrack.yaml"): successive calls are frames of one video,
+                and results carry track IDs and counts; `summary()` totals them.
+            lines (Sequence): With `track`, counting lines, each (2, 2) end points in pixels.
+            zones (Sequence): With `track`, zone polygons, each (K, 2) in pixels.
+            min_track_frames (int): With `track`, frames a track must last to count as a unique head.
+            fps (float): With `track`, the frame rate of the calls, for dwell times in seconds.
         """
         with trusting(trust_weights):  # restricted loading unless the caller vouches for the file
             self.conf, self.max_det = resolve_conf(conf, weights), max_det
             overrides = dict(conf=self.conf, iou=iou, imgsz=imgsz, max_det=max_det, save=False, verbose=False)
             overrides.update(device=device, quantize=16 if half else None)
-            self.predictor = CountingPredictor(overrides=overrides, tile=tile, tile_overlap=tile_overlap)
+            self.predictor = CountingPredictor(
+                overrides=overrides,
+                tile=tile,
+                tile_overlap=tile_overlap,
+                track=track,
+                lines=[np.asarray(x, float) for x in lines],
+                zones=[np.asarray(z, float) for z in zones],
+                min_track_frames=min_track_frames,
+            )
+            self.predictor.frame_dt = 1 / fps
             if isinstance(weights, (str, Path)):
                 weights = str(weights)
             elif isinstance(weights, Model):  # the YOLO wrapper: AutoBackend wants the detection module inside it
@@ -111,16 +137,28 @@ class HeadCounter:
         image_bgr = read_image(image_bgr) if isinstance(image_bgr, (str, Path)) else image_bgr
         if not isinstance(image_bgr, np.ndarray):
             raise TypeError(f"image_bgr must be a numpy array (H, W, 3) BGR or a path, got {type(image_bgr).__name__}")
-        b = self.predictor(source=image_bgr)[0].boxes.cpu().numpy()
-        boxes = b.xyxy.astype(np.float32)
+        r = self.predictor(source=image_bgr)[0]
+        b = r.boxes.cpu().numpy()
+        tracking = self.predictor.tracking is not None
+        keep = slice(None) if b.is_track or not tracking else slice(0)  # tracking: the tracked boxes only
+        boxes = b.xyxy[keep].astype(np.float32)
         return CountResult(
-            count=len(boxes),
+            count=r.count,
             boxes=boxes,
             centres=(boxes[:, :2] + boxes[:, 2:]) / 2,
-            scores=b.conf.astype(np.float32),
+            scores=b.conf[keep].astype(np.float32),
             conf=self.conf,
-            capped=len(boxes) >= self.max_det,
+            capped=len(b) >= self.max_det,
+            ids=(b.id.astype(np.int64) if b.is_track else np.zeros(0, np.int64)) if tracking else None,
+            tracks=r.tracks["frame"] if tracking else None,
         )
+
+    def summary(self) -> dict:
+        """Return the tracking totals so far: unique heads, crossings per line, occupancy and dwell per zone."""
+        if self.predictor.tracking is None:
+            raise ValueError("summary() totals tracks: create the HeadCounter with track='bytetrack.yaml'")
+        counter = self.predictor.tracking.counters.get("frames")
+        return counter.summary() if counter else {}
 
 
 def read_image(path: str | Path) -> np.ndarray:

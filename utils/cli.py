@@ -46,6 +46,20 @@ def image_size(text: str) -> int:
     return value
 
 
+def points(flag: str, min_points: int, max_points: int | None = None) -> Callable[[str], Any]:
+    """argparse type of --line / --zone: "x1,y1,x2,y2,..." in pixels, checked by `parse_points`."""
+
+    def parse(text: str):
+        from utils.track_counting import parse_points
+
+        try:
+            return parse_points(text, flag, min_points, max_points)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{flag} ")) from None
+
+    return parse
+
+
 def existing_file(flag: str, path: str | Path, folder_ok: bool = False) -> Path:
     """Return the path if it is a file (or, with `folder_ok`, a folder such as an exported OpenVINO model), else raise
     FileNotFoundError naming the flag (no download is ever tried)."""

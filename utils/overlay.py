@@ -202,3 +202,61 @@ def annotate(
             labels = [f"{names[int(c)]} {s:.2f}" if show_conf else names[int(c)] for c, s in zip(cls, scores)]
         out = draw_boxes(im.copy(), boxes, cls, lw, labels)
     return draw_count(out, text, subtext) if text else out
+
+
+def draw_tracks(
+    im: np.ndarray,
+    boxes: np.ndarray,
+    ids: np.ndarray,
+    trails: np.ndarray,
+    lines: list[np.ndarray],
+    zones: list[np.ndarray],
+    frame,
+    line_width: int | None = None,
+) -> np.ndarray:
+    """Draw track IDs, trails, counting lines and zones with their running counts, in place.
+
+    Trails and IDs share a colour per track; IDs are small (a crowd has hundreds), lines and zones carry their counts
+    in a larger font on a dark plate.
+
+    Args:
+        im (np.ndarray): BGR image, modified in place.
+        boxes (np.ndarray): Tracked boxes (N, 4) x1, y1, x2, y2 in pixels.
+        ids (np.ndarray): Their track IDs (N,).
+        trails (np.ndarray): Their recent centres (N, T, 2), oldest first.
+        lines (list[np.ndarray]): Counting lines, each (2, 2).
+        zones (list[np.ndarray]): Zone polygons, each (K, 2).
+        frame (FrameTracks): This frame's counts (crossings per line, occupancy per zone).
+        line_width (int, optional): Line width; scaled to the image when None.
+
+    Returns:
+        (np.ndarray): The same image.
+    """
+    lw = line_width or auto_line_width(im.shape)
+    n = len(ids)
+    pts = np.round(trails[:n]).astype(np.int32)
+    for k in np.unique(ids % 20):  # one polylines call per colour, not per track
+        cv2.polylines(im, pts[ids % 20 == k], False, colors(int(k), bgr=True), lw, cv2.LINE_AA)
+    scale = max(0.25, min(0.5, head_size(boxes[:n]) / 40))  # IDs no wider than a head, still legible
+    for (x, y), i in zip(centres(boxes[:n]).astype(int), ids):  # cv2 draws one string per call
+        cv2.putText(im, str(i), (int(x) - 4, int(y) + 4), FONT, scale, colors(int(i) % 20, bgr=True), 1, cv2.LINE_AA)
+    big = max(0.4, min(im.shape[:2]) / 900)
+    for k, (line, (n_in, n_out)) in enumerate(zip(lines, frame.crossings)):
+        a, b = np.round(line).astype(int)
+        cv2.line(im, tuple(a.tolist()), tuple(b.tolist()), (0, 255, 255), 2 * lw, cv2.LINE_AA)
+        _plate(im, f"line{k + 1} in {n_in} out {n_out}", tuple(a.tolist()), big)
+    for k, (zone, occupancy) in enumerate(zip(zones, frame.occupancy)):
+        poly = np.round(zone).astype(np.int32)
+        cv2.polylines(im, [poly], True, (255, 0, 255), 2 * lw, cv2.LINE_AA)
+        _plate(im, f"zone{k + 1}: {occupancy}", tuple(poly.min(0).tolist()), big)
+    return im
+
+
+def _plate(im: np.ndarray, text: str, xy: tuple[int, int], scale: float):
+    """Write text on a dark plate whose top-left corner is at xy, kept inside the image, in place."""
+    th = max(1, round(2 * scale))
+    (tw, h), base = cv2.getTextSize(text, FONT, scale, th)
+    x = int(np.clip(xy[0], 0, max(im.shape[1] - tw - 4, 0)))
+    y = int(np.clip(xy[1], 0, max(im.shape[0] - h - base - 4, 0)))
+    cv2.rectangle(im, (x, y), (x + tw + 4, y + h + base + 4), (0, 0, 0), -1)
+    cv2.putText(im, text, (x + 2, y + h + 2), FONT, scale, (255, 255, 255), th, cv2.LINE_AA)

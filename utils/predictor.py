@@ -28,12 +28,13 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, TQDM, ops
 
 from utils import COUNT_CONF_KEY, MAX_DET
 from utils.checkpoint import read_count_conf
-from utils.overlay import STYLES, annotate
+from utils.overlay import STYLES, annotate, draw_count, draw_tracks
 from utils.threads import use_all_cores
 from utils.tiling import crop_tiles, merge_tiles, tile_windows
+from utils.tracking import VideoTracking
 
 DEFAULT_CONF = 0.25  # used only when the checkpoint stores no calibrated count threshold
-CSV_HEADER = ("source", "frame", "time", "count", "smoothed")
+CSV_HEADER = ("source", "frame", "time", "count", "smoothed")  # tracking adds VideoTracking.columns
 _REMOTE = ("rtsp://", "rtmp://", "tcp://", "http://", "https://")
 
 
@@ -119,24 +120,20 @@ class CountResults(Results):
         subtext (str): Smaller line under the count (smoothing window, or empty).
     """
 
-    style, text, subtext = "boxes", "", ""
+    style, text, subtext, tracks, count = "boxes", "", "", None, 0
 
     def plot(self, line_width: int | None = None, conf: bool = True, labels: bool = True, **kwargs) -> np.ndarray:
         """Return the annotated image; accepts the keyword arguments BasePredictor.write_results passes."""
         b = self.boxes.cpu().numpy()
-        return annotate(
-            self.orig_img,
-            b.xyxy,
-            b.conf,
-            b.cls,
-            self.names,
-            self.style,
-            self.text,
-            self.subtext,
-            line_width,
-            labels,
-            conf,
-        )
+        if self.tracks is None:
+            return annotate(
+                self.orig_img, b.xyxy, b.conf, b.cls, self.names, self.style, self.text, self.subtext, line_width,
+                labels, conf
+            )
+        im = annotate(self.orig_img, b.xyxy, b.conf, b.cls, self.names, self.style, line_width=line_width, show_labels=False)
+        ids = b.id.astype(int) if b.is_track else np.zeros(0, int)
+        draw_tracks(im, b.xyxy, ids, line_width=line_width, **self.tracks)
+        return draw_count(im, self.text, self.subtext)
 
 
 class _OneSummary(logging.Filter):
@@ -180,8 +177,12 @@ class CountingPredictor(DetectionPredictor):
         tile: bool = False,
         tile_overlap: float = 0.2,
         counts_csv: str | Path | None = None,
+        track: str | None = None,
+        lines=(),
+        zones=(),
+        min_track_frames: int = 5,
     ):
-        """Resolve the count threshold and max_det, then set up Ultralytics' predictor.
+        """Resolve the count threshold and max_det, then set up Ultralytics' predictor (and tracker).
 
         Args:
             cfg (str | dict | SimpleNamespace): Base configuration.
@@ -192,6 +193,10 @@ class CountingPredictor(DetectionPredictor):
             tile (bool): Run sliced inference.
             tile_overlap (float): Tile overlap fraction in [0, 1).
             counts_csv (str | Path, optional): counts.csv path.
+            track (str, optional): Tracker YAML (Ultralytics' name or a file) to track heads with; None tracks none.
+            lines (Sequence[np.ndarray]): With `track`, counting lines (2, 2) in source pixels.
+            zones (Sequence[np.ndarray]): With `track`, zone polygons (K, 2) in source pixels.
+            min_track_frames (int): With `track`, frames a track must last to count as a unique head.
         """
         if style not in STYLES:
             raise ValueError(f"unknown style '{style}', expected one of {STYLES}")
@@ -199,6 +204,7 @@ class CountingPredictor(DetectionPredictor):
             raise ValueError(f"smooth must be >= 1 frame, got {smooth}")
         overrides = {"batch": 1, "rect": True, "max_det": MAX_DET, **(overrides or {})}
         overrides["conf"] = resolve_conf(overrides.get("conf"), overrides.get("model"))
+        self.count_conf, self.frame_dt = overrides["conf"], None  # frame_dt: the API's seconds per frame  # tracking may lower args.conf: the tracker also uses weaker detections
         super().__init__(cfg, overrides, _callbacks)
         self.style, self.smooth, self.tile, self.tile_overlap = style, smooth, tile, tile_overlap
         self.counts_csv = Path(counts_csv) if counts_csv else None
@@ -208,6 +214,13 @@ class CountingPredictor(DetectionPredictor):
         self._windows: list[np.ndarray] = []
         self._bar, self._bar_key, self._bar_srcs = None, None, {}
         self._reset_run()
+        self.tracking = None
+        if track:
+            summary = self.counts_csv.with_name("summary.json") if self.counts_csv else None
+            self.tracking = VideoTracking(self, track, lines, zones, min_track_frames, summary_json=summary)
+        elif lines or zones:
+            raise ValueError("lines and zones count tracks: they need tracking (--track)")
+        self.add_callback("on_predict_postprocess_end", lambda p: p._write_rows())  # after the tracker's update
         self.add_callback("on_predict_end", lambda p: p._end_run())
         LOGGER.addFilter(ONE_SUMMARY)  # the same object each time: added once
 
@@ -220,6 +233,7 @@ class CountingPredictor(DetectionPredictor):
     def setup_source(self, source, stride: int | None = None):
         """Load local files through `ReportingLoader`, everything else through Ultralytics' own loaders."""
         self._reset_run()
+        self._source = str(source) if isinstance(source, (str, Path)) else "frames"  # names a folder of frames
         if is_local_source(source):
             loader = ReportingLoader(
                 source, self.fail, batch=self.args.batch, vid_stride=self.args.vid_stride, channels=3
@@ -290,6 +304,7 @@ class CountingPredictor(DetectionPredictor):
         self._t0: dict[str, float] = {}
         self._names: dict[str, str] = {}  # Ultralytics' sanitised stream name -> the source as given
         self._user_stopped, self._fps = False, 30.0
+        self._rows: list[tuple] = []  # counts.csv rows of the batch, written after the tracker's update
 
     def _merge_tiles(self, preds, orig_imgs: list[np.ndarray]) -> list[CountResults]:
         """Merge each image's tile predictions with one NMS and wrap them as results."""
@@ -319,15 +334,16 @@ class CountingPredictor(DetectionPredictor):
         return None, None, 30.0, False
 
     def _record(self, results: list[CountResults]):
-        """Count each result, label it for the overlay, warn at max_det, log, and append counts.csv rows."""
+        """Count each result, label it for the overlay, warn at max_det, log, and queue its counts.csv row."""
+        self._recorded = list(results)  # the tracker replaces the items of the list it is given
         for i, r in enumerate(results):
-            n, src = len(r.boxes), self._names.get(r.path, r.path)
+            n, src = int((r.boxes.conf > self.count_conf).sum()), self._names.get(r.path, r.path)
             frame, t, r.fps, lost = self._frame_info(i, r.orig_img)
-            r.style = self.style
+            r.style, r.count = self.style, n
             if lost:
                 self.fail(src, f"stream signal lost at frame {frame}")
                 r.text, smoothed = "NO SIGNAL", None
-                self._write_row(src, frame, t, None, None)
+                self._rows.append((src, frame, t, None, None))
                 continue
             capped = n >= self.args.max_det
             if capped:
@@ -351,19 +367,53 @@ class CountingPredictor(DetectionPredictor):
                 self._progress(src)
             elif self.counts_csv:  # a CLI run: one line per image, as YOLOv5 prints
                 LOGGER.info(f"{self.batch[2][i]}{n} head{'' if n == 1 else 's'}")
-            self._write_row(src, frame, t, n, smoothed)
+            self._rows.append((src, frame, t, n, smoothed))
 
-    def _write_row(self, src: str, frame: int | None, t: float | None, n: int | None, smoothed: float | None):
-        """Append one counts.csv row, opening and closing the file so a killed live run keeps every row so far."""
-        if not self.counts_csv:
+    @staticmethod
+    def _retype(r: Results, recorded: CountResults) -> CountResults:
+        """Return a tracked result as `CountResults`, with the overlay text the untracked one was given."""
+        if isinstance(r, CountResults):
+            return r
+        out = CountResults(r.orig_img, path=r.path, names=r.names, boxes=r.boxes.data)
+        for attr in ("style", "text", "subtext", "fps", "count"):
+            setattr(out, attr, getattr(recorded, attr))
+        return out
+
+    def sequence_keys(self) -> list[str]:
+        """Name the sequence each result of the batch belongs to: its video, its stream, or the folder of frames."""
+        mode = self.dataset.mode
+        return [self._names.get(r.path, r.path) if mode != "image" else self._source for r in self.results]
+
+    def frame_interval(self, i: int) -> float:
+        """Seconds between two processed frames of the batch's i-th source (vid_stride / fps; 30 fps if unknown)."""
+        if self.frame_dt:
+            return self.frame_dt
+        ds = self.dataset
+        fps = ds.fps if ds.mode == "video" else ds.fps[i] if ds.mode == "stream" else 0
+        return (self.args.vid_stride if ds.mode == "video" else 1) / (fps if fps and fps > 0 else 30.0)
+
+    def _write_rows(self):
+        """Write the batch's counts.csv rows, with the track columns when tracking.
+
+        The file is opened and closed per batch, so a killed live run keeps every row so far.
+        """
+        rows, self._rows = self._rows, []
+        if self.tracking:  # the tracker's callback replaced our results with plain ones holding the tracked boxes
+            self.results = [self._retype(r, old) for r, old in zip(self.results, self._recorded)]
+            for j, (key, r) in enumerate(zip(self.sequence_keys(), self.results)):
+                src, frame, t, n, smoothed = rows[j]
+                k, tk, values = self.tracking.count(key, r)
+                rows[j] = (src, k if frame is None else frame, tk if t is None else t, n, smoothed, *values)
+        if not self.counts_csv or not rows:
             return
         new = not self.counts_csv.exists()
         with open(self.counts_csv, "a", newline="") as f:
             w = csv.writer(f)
             if new:
-                w.writerow(CSV_HEADER)
+                w.writerow(CSV_HEADER + (self.tracking.columns if self.tracking else ()))
             fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
-            w.writerow((src, fmt(frame, "d"), fmt(t, ".3f"), fmt(n, "d"), fmt(smoothed, ".2f")))
+            for src, frame, t, n, smoothed, *extra in rows:
+                w.writerow((src, fmt(frame, "d"), fmt(t, ".3f"), fmt(n, "d"), fmt(smoothed, ".2f"), *extra))
 
     def _progress(self, src: str):
         """Advance the progress bar, which shows frames per second: one per video, one for all streams together."""

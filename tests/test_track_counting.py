@@ -1,0 +1,107 @@
+"""Counting on tracks, on hand-made tracks: line crossings (touch, twice, start on the line, past the end), zones and
+dwell, unique heads, trails, and the --line / --zone parsing and frame checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils.track_counting import TrackCounter, check_inside_frame, parse_points
+
+LINE = np.array([[0.0, 50.0], [100.0, 50.0]])  # left to right: "in" is downwards
+
+
+def box(x: float, y: float, s: float = 10.0) -> np.ndarray:
+    """A box of side s centred on (x, y)."""
+    return np.array([x - s / 2, y - s / 2, x + s / 2, y + s / 2])
+
+
+def run(paths: dict[int, list[tuple[float, float] | None]], **kwargs) -> tuple[TrackCounter, list]:
+    """Feed tracks frame by frame; paths maps ID -> centre per frame (None: not seen in that frame)."""
+    tc = TrackCounter(**{"lines": [LINE], **kwargs})
+    frames = []
+    for k in range(max(len(p) for p in paths.values())):
+        here = {i: p[k] for i, p in paths.items() if k < len(p) and p[k] is not None}
+        ids = np.array(list(here), dtype=np.int64)
+        xyxy = np.array([box(*c) for c in here.values()]).reshape(-1, 4)
+        frames.append(tc.update(ids, xyxy))
+    return tc, frames
+
+
+def test_crossings_by_hand():
+    """Track 1 goes down across the line (in), 2 touches it and goes back (none), 3 starts on it and goes up (none),
+    4 crosses down then up (in and out), 5 crosses down beyond the line's right end (none), 6 crosses up (out)."""
+    tc, frames = run(
+        {
+            1: [(10, 40), (10, 45), (10, 55), (10, 60)],
+            2: [(20, 40), (20, 50), (20, 40), (20, 30)],
+            3: [(30, 50), (30, 45), (30, 40), (30, 35)],
+            4: [(40, 45), (40, 55), (40, 45), (40, 40)],
+            5: [(150, 40), (150, 60), (150, 70), (150, 80)],
+            6: [(60, 70), (60, 60), (60, 40), (60, 30)],
+        }
+    )
+    assert tc.crossings.tolist() == [[2, 2]]  # in: 1 and 4; out: 4 and 6
+    assert [f.crossings.tolist() for f in frames] == [[[0, 0]], [[1, 0]], [[2, 2]], [[2, 2]]]
+
+
+def test_crossing_through_the_line_over_missed_frames_and_touching_steps():
+    """A track unseen for two frames is counted once it reappears on the other side; a step that stops on the line
+    and then leaves on the other side counts once, when it leaves."""
+    tc, frames = run({1: [(10, 40), None, None, (10, 70)], 2: [(20, 40), (20, 50), (20, 50), (20, 60)]})
+    assert [f.crossings[0, 0] for f in frames] == [0, 0, 0, 2]
+
+
+def test_zone_occupancy_dwell_and_unique_heads():
+    """Zone = left half above the line. Occupancy per frame, dwell = frames inside x dt, unique needs min_frames."""
+    zone = np.array([[0, 0], [50, 0], [50, 50], [0, 50.0]])
+    tc, frames = run(
+        {1: [(10, 10)] * 4, 2: [(80, 10), (40, 10), (40, 20), (80, 20)], 3: [None, None, (10, 30)]},
+        zones=[zone],
+        min_frames=3,
+        dt=0.5,
+    )
+    assert [int(f.occupancy[0]) for f in frames] == [1, 2, 3, 1]
+    assert [f.unique for f in frames] == [0, 0, 2, 2]  # 1 and 2 reach 3 frames at the third; 3 is seen once
+    np.testing.assert_allclose(frames[-1].dwell, [[2.0, 1.0]])  # ids 1 and 2 in the last frame
+    z = tc.summary()["zones"][0]
+    assert (z["occupancy_now"], z["occupancy_max"], z["visitors"]) == (1, 3, 2)  # 3 is not confirmed
+    assert z["dwell_s"] == {1: 2.0, 2: 1.0} and z["dwell_s_mean"] == 1.5 and z["occupancy_mean"] == 1.75
+
+
+def test_many_ids_grow_the_state_and_trails_keep_recent_centres():
+    """IDs far above the initial capacity work; a trail holds the last `trail` centres, padded with the first."""
+    tc = TrackCounter(trail=3)
+    tc.update(np.array([5000]), box(1, 1)[None])
+    tc.update(np.array([5000, 7]), np.stack([box(2, 2), box(9, 9)]))
+    tc.update(np.array([5000]), box(3, 3)[None])
+    tc.update(np.array([5000]), box(4, 4)[None])
+    np.testing.assert_allclose(tc.trails([5000])[0], [[2, 2], [3, 3], [4, 4]])
+    np.testing.assert_allclose(tc.trails([7])[0], [[9, 9]] * 3)
+    assert tc.summary()["tracks"] == 2 and tc.frames == 4
+
+
+def test_empty_frames():
+    """Frames without tracks count nothing and keep the totals."""
+    tc = TrackCounter(lines=[LINE], zones=[np.array([[0, 0], [9, 0], [0, 9.0]])])
+    f = tc.update(np.zeros(0), np.zeros((0, 4)))
+    assert (f.tracked, f.unique, f.crossings.tolist(), f.occupancy.tolist()) == (0, 0, [[0, 0]], [0])
+
+
+def test_parse_points_and_frame_checks():
+    """Flags parse to (N, 2) arrays; wrong counts, non-numbers, degenerate shapes and outside points are one line."""
+    np.testing.assert_array_equal(parse_points("1,2, 3,4", "--line", 2, 2), [[1, 2], [3, 4]])
+    assert parse_points("0,0,10,0,10,10,0,10", "--zone", 3).shape == (4, 2)
+    for text, flag, n, match in (
+        ("1,2,3", "--line", 2, "expected 2 points"),
+        ("1,2,3,4,5,6", "--line", 2, "expected 2 points"),
+        ("a,b,c,d", "--line", 2, "comma-separated"),
+        ("5,5,5,5", "--line", 2, "same"),
+        ("0,0,1,1,2,2", "--zone", 3, "no area"),
+        ("0,0,1,1", "--zone", 3, "at least 3 points"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            parse_points(text, flag, n, 2 if flag == "--line" else None)
+    check_inside_frame(np.array([[0, 0], [640, 480.0]]), 640, 480, "--line 1")
+    with pytest.raises(ValueError, match=r"--line 1: point \(700, 10\) lies outside the 640x480 frame"):
+        check_inside_frame(np.array([[0, 10], [700, 10.0]]), 640, 480, "--line 1")

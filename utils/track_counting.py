@@ -1,0 +1,250 @@
+"""Counting on top of tracks: unique heads, line crossings in each direction, zone occupancy and dwell time.
+
+Per-track state lives in arrays indexed by track ID (Ultralytics' trackers number tracks 1, 2, 3, ...), so one frame
+updates every track and every line with a few numpy operations, whatever the size of the crowd.
+
+Conventions (pixels of the source frame, y down):
+    - A head is at its box centre.
+    - A line runs from (x1, y1) to (x2, y2). A head crossing it from the left-hand side to the right-hand side, as seen
+      walking from the first point to the second, counts as "in"; the other way as "out". For a line drawn left to
+      right across the image, "in" is downwards.
+    - A crossing is a change of strict side whose step (from the last position strictly on the old side to the first
+      one strictly on the new side) passes between the line's end points. A head touching the line and going back,
+      or starting on it, does not cross; one going over and back crosses twice (in, then out).
+    - A zone is a polygon; a head is in it when its centre is (matplotlib's point-in-polygon test; a centre exactly
+      on an edge may fall either way).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib.path import Path as Polygon
+
+
+def parse_points(text: str, flag: str, min_points: int, max_points: int | None = None) -> np.ndarray:
+    """Parse "x1,y1,x2,y2,..." into an (N, 2) float array, with a one-line error naming the flag.
+
+    Args:
+        text (str): Comma-separated pixel coordinates.
+        flag (str): Flag name for the error, e.g. "--line".
+        min_points (int): Fewest points accepted.
+        max_points (int, optional): Most points accepted.
+
+    Returns:
+        (np.ndarray): Points (N, 2) x, y.
+    """
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise ValueError(f"{flag} {text}: expected comma-separated pixel coordinates x1,y1,x2,y2,...") from None
+    n = len(values) // 2
+    if len(values) % 2 or n < min_points or (max_points and n > max_points):
+        want = f"{min_points} points" if max_points == min_points else f"at least {min_points} points"
+        raise ValueError(f"{flag} {text}: expected {want} (x,y pairs), got {len(values)} numbers")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{flag} {text}: coordinates must be finite numbers")
+    pts = np.array(values).reshape(n, 2)
+    if flag == "--line" and np.array_equal(pts[0], pts[1]):
+        raise ValueError(f"{flag} {text}: the two end points are the same")
+    if flag == "--zone" and abs(_area(pts)) == 0:
+        raise ValueError(f"{flag} {text}: the polygon has no area")
+    return pts
+
+
+def _area(poly: np.ndarray) -> float:
+    """Signed area of a polygon (shoelace)."""
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def check_inside_frame(points: np.ndarray, width: int, height: int, what: str) -> None:
+    """Raise a one-line ValueError when a line or zone has a point outside a width x height frame."""
+    outside = (points < 0).any(1) | (points[:, 0] > width) | (points[:, 1] > height)
+    if outside.any():
+        p = points[outside][0]
+        raise ValueError(f"{what}: point ({p[0]:g}, {p[1]:g}) lies outside the {width}x{height} frame")
+
+
+def _cross(d: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """z of the 2D cross product d × v, broadcasting over leading dimensions."""
+    return d[..., 0] * v[..., 1] - d[..., 1] * v[..., 0]
+
+
+@dataclass
+class FrameTracks:
+    """What the tracks of one frame add up to.
+
+    Attributes:
+        tracked (int): Tracks in this frame.
+        unique (int): Confirmed tracks so far (seen in at least `min_frames` frames).
+        crossings (np.ndarray): Cumulative crossings (L, 2) per line, columns in and out.
+        occupancy (np.ndarray): Tracks inside each zone now (Z,).
+        dwell (np.ndarray): Seconds each of this frame's tracks has spent in each zone so far (Z, N).
+    """
+
+    tracked: int
+    unique: int
+    crossings: np.ndarray
+    occupancy: np.ndarray
+    dwell: np.ndarray = field(repr=False)
+
+
+class TrackCounter:
+    """Accumulate unique heads, line crossings and zone occupancy/dwell from per-frame tracks of one video.
+
+    Attributes:
+        lines (np.ndarray): Lines (L, 2, 2), end points in pixels.
+        zones (list[np.ndarray]): Polygons (K, 2) in pixels.
+        min_frames (int): Frames a track must be seen in to count as a unique head.
+        dt (float): Seconds between two updates (vid_stride / fps).
+        trail (int): Centres kept per track for drawing trails.
+        frames (int): Updates so far.
+        crossings (np.ndarray): Cumulative crossings (L, 2): in, out.
+
+    Examples:
+        >>> tc = TrackCounter(lines=[np.array([[0, 50], [100, 50.0]])])
+        >>> _ = tc.update(np.array([1]), np.array([[40, 30, 60, 40.0]]))
+        >>> tc.update(np.array([1]), np.array([[40, 60, 60, 70.0]])).crossings  # crossed downwards: in
+        array([[1, 0]])
+    """
+
+    def __init__(self, lines=(), zones=(), min_frames: int = 5, dt: float = 1 / 30, trail: int = 20):
+        """Start an empty count.
+
+        Args:
+            lines (Sequence[np.ndarray]): Lines, each (2, 2) end points.
+            zones (Sequence[np.ndarray]): Polygons, each (K, 2) with K >= 3.
+            min_frames (int): Frames a track needs to count as a unique head.
+            dt (float): Seconds per update, for dwell times.
+            trail (int): Centres kept per track for trails (>= 2).
+        """
+        if min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        self.lines = np.asarray(lines, dtype=np.float64).reshape(-1, 2, 2)
+        self.zones = [np.asarray(z, dtype=np.float64) for z in zones]
+        self._paths = [Polygon(z) for z in self.zones]
+        self.min_frames, self.dt, self.trail = min_frames, dt, max(2, trail)
+        self.frames = 0
+        self.crossings = np.zeros((len(self.lines), 2), dtype=np.int64)
+        self._occupancy_sum = np.zeros(len(self.zones))
+        self._occupancy_max = np.zeros(len(self.zones), dtype=np.int64)
+        self._occupancy_now = np.zeros(len(self.zones), dtype=np.int64)
+        self._grow(64)
+
+    def _grow(self, capacity: int):
+        """Make the per-ID arrays hold IDs below `capacity`, keeping their contents."""
+        old = getattr(self, "_seen", np.zeros(0, np.int64))
+        n, L, Z = len(old), len(self.lines), len(self.zones)
+        pad = lambda a, shape, axis: np.concatenate([a, np.zeros(shape, a.dtype)], axis)  # noqa: E731
+        if n == 0:
+            self._seen = np.zeros(capacity, np.int64)  # frames each ID was seen in
+            self._last = np.full(capacity, -1, np.int64)  # last update each ID was seen in
+            self._side = np.zeros((L, capacity), np.int8)  # last strict side of each line, 0 = none yet
+            self._at = np.zeros((L, capacity, 2))  # centre when that side was last seen
+            self._inside = np.zeros((Z, capacity), np.int64)  # updates spent in each zone
+            self._trail = np.zeros((capacity, self.trail, 2), np.float32)
+            return
+        extra = capacity - n
+        self._seen = pad(self._seen, extra, 0)
+        self._last = np.concatenate([self._last, np.full(extra, -1, np.int64)])
+        self._side = pad(self._side, (L, extra), 1)
+        self._at = pad(self._at, (L, extra, 2), 1)
+        self._inside = pad(self._inside, (Z, extra), 1)
+        self._trail = pad(self._trail, (extra, self.trail, 2), 0)
+
+    def update(self, ids: np.ndarray, xyxy: np.ndarray) -> FrameTracks:
+        """Add one frame's tracks.
+
+        Args:
+            ids (np.ndarray): Track IDs (N,), non-negative integers, unique within the frame.
+            xyxy (np.ndarray): Their boxes (N, 4) in pixels.
+
+        Returns:
+            (FrameTracks): This frame's tracked count, unique heads so far, cumulative crossings, occupancy, dwell.
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        c = (boxes[:, :2] + boxes[:, 2:]) / 2
+        if len(ids) and ids.max() >= len(self._seen):
+            self._grow(max(2 * len(self._seen), int(ids.max()) + 1))
+        new = self._seen[ids] == 0
+        self._seen[ids] += 1
+        self._last[ids] = self.frames
+        self._trail[ids[new]] = c[new, None].astype(np.float32)  # a new trail starts as its first point
+        self._trail[ids] = np.concatenate([self._trail[ids, 1:], c[:, None].astype(np.float32)], 1)
+        self._count_crossings(ids, c)
+        inside = np.array([p.contains_points(c) for p in self._paths], dtype=bool).reshape(len(self.zones), len(ids))
+        self._inside[:, ids] += inside
+        occupancy = inside.sum(1)
+        self._occupancy_now = occupancy
+        self._occupancy_sum += occupancy
+        self._occupancy_max = np.maximum(self._occupancy_max, occupancy)
+        self.frames += 1
+        return FrameTracks(
+            tracked=len(ids),
+            unique=self.unique,
+            crossings=self.crossings.copy(),
+            occupancy=occupancy,
+            dwell=self._inside[:, ids] * self.dt,
+        )
+
+    def _count_crossings(self, ids: np.ndarray, c: np.ndarray):
+        """Add the crossings of every line by this frame's steps, and move each track's last strict side."""
+        if not len(self.lines) or not len(ids):
+            return
+        a, d = self.lines[:, None, 0], (self.lines[:, 1] - self.lines[:, 0])[:, None]  # (L, 1, 2)
+        side = np.sign(_cross(d, c[None] - a)).astype(np.int8)  # (L, N): +1 right-hand side, -1 left, 0 on it
+        before, p = self._side[:, ids], self._at[:, ids]
+        flipped = (side != 0) & (before != 0) & (side != before)
+        step = c[None] - p  # from the last point strictly on the old side to this one
+        ends = _cross(step, a - p) * _cross(step, a + d - p)  # <= 0: the end points are on either side of the step
+        crossed = flipped & (ends <= 0)
+        self.crossings[:, 0] += (crossed & (before < 0)).sum(1)
+        self.crossings[:, 1] += (crossed & (before > 0)).sum(1)
+        strict = side != 0
+        li, ni = np.nonzero(strict)
+        self._side[li, ids[ni]] = side[li, ni]
+        self._at[li, ids[ni]] = c[ni]
+
+    @property
+    def unique(self) -> int:
+        """Tracks seen in at least `min_frames` frames."""
+        return int((self._seen >= self.min_frames).sum())
+
+    def trails(self, ids: np.ndarray) -> np.ndarray:
+        """Return the last `trail` centres (N, trail, 2) of the given tracks, oldest first (short tracks repeat their
+        first point)."""
+        return self._trail[np.asarray(ids, dtype=np.int64)]
+
+    def summary(self) -> dict:
+        """Return the video's totals: frames, unique heads, crossings per line, occupancy and dwell per zone."""
+        confirmed = self._seen >= self.min_frames
+        zones = []
+        for z, poly in enumerate(self.zones):
+            dwell = self._inside[z] * self.dt
+            visitors = np.nonzero((self._inside[z] > 0) & confirmed)[0]
+            zones.append(
+                {
+                    "polygon": poly.tolist(),
+                    "occupancy_now": int(self._occupancy_now[z]),
+                    "occupancy_max": int(self._occupancy_max[z]),
+                    "occupancy_mean": round(float(self._occupancy_sum[z] / max(self.frames, 1)), 3),
+                    "visitors": len(visitors),
+                    "dwell_s_mean": round(float(dwell[visitors].mean()), 3) if len(visitors) else 0.0,
+                    "dwell_s_max": round(float(dwell[visitors].max()), 3) if len(visitors) else 0.0,
+                    "dwell_s": {int(i): round(float(dwell[i]), 3) for i in visitors},
+                }
+            )
+        return {
+            "frames": self.frames,
+            "unique_heads": self.unique,
+            "min_track_frames": self.min_frames,
+            "tracks": int((self._seen > 0).sum()),
+            "lines": [
+                {"points": line.tolist(), "in": int(n_in), "out": int(n_out)}
+                for line, (n_in, n_out) in zip(self.lines, self.crossings)
+            ],
+            "zones": zones,
+        }

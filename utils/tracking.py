@@ -1,0 +1,185 @@
+"""Ultralytics' trackers on the counting predictor: one tracker and one `TrackCounter` per video, folder of frames or
+stream, the track columns of counts.csv and the per-video summary.
+
+The trackers are Ultralytics' own (ByteTrack, BoT-SORT, ... chosen by their YAML, with its settings), registered with
+`register_tracker` so they run as they do in `yolo track`. Ultralytics resets a tracker whenever the result's path
+changes, which for a folder of frames means at every frame; the trackers are therefore registered as persistent and
+reset here, when a new sequence starts.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ultralytics.trackers.track import register_tracker
+from ultralytics.utils import LOGGER, YAML
+from ultralytics.utils.checks import check_yaml
+
+from utils.track_counting import TrackCounter, check_inside_frame
+
+DEFAULT_TRACKER = "bytetrack.yaml"
+
+
+def find_tracker(tracker: str) -> str:
+    """Return the path of a tracker YAML: a file, or the name of one of Ultralytics' (bytetrack.yaml, botsort.yaml).
+
+    Raises:
+        FileNotFoundError: One line naming the tracker and where it was looked for.
+    """
+    if Path(tracker).is_file():
+        return str(tracker)
+    if "://" in tracker:  # check_yaml would download it: the counter runs offline
+        raise FileNotFoundError(f"--tracker {tracker}: tracker YAMLs are read from disk, not downloaded")
+    try:
+        return check_yaml(tracker)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"--tracker {tracker}: no such file, nor one of Ultralytics' trackers (bytetrack.yaml, botsort.yaml, ...)"
+        ) from None
+
+
+def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
+    """Move a ByteTrack or BoT-SORT YAML's score thresholds onto the count threshold, as a new YAML at `dest`.
+
+    Ultralytics' YAMLs start tracks at 0.25 and rescue tracks with detections down to 0.1, i.e. they assume a detector
+    whose threshold is 0.25. Our count threshold is calibrated on the validation split instead: tracks start at it
+    (`track_high_thresh`, `new_track_thresh`), and the second, low-score association stage keeps the YAML's ratio
+    (low = conf * 0.1 / 0.25 for the stock files). `fuse_score` (IoU times score) is turned off: with scores near a
+    count threshold of 0.2, a head that moved keeps an IoU of 0.6 but a fused similarity of 0.12, below the 0.2 that
+    `match_thresh` 0.8 asks, and every track broke within a few frames. Other trackers' YAMLs are returned unchanged.
+
+    Returns:
+        (tuple[str, float]): The YAML to track with and the confidence NMS must keep detections from.
+    """
+    cfg = YAML.load(tracker)
+    if cfg.get("tracker_type") not in {"bytetrack", "botsort"}:
+        return tracker, conf
+    low = conf * cfg["track_low_thresh"] / cfg["track_high_thresh"]
+    cfg.update(track_high_thresh=conf, new_track_thresh=conf, track_low_thresh=round(low, 6), fuse_score=False)
+    YAML.save(dest, cfg)
+    return str(dest), low
+
+
+class VideoTracking:
+    """Track heads across the frames of each sequence a `CountingPredictor` reads, and count what the tracks do.
+
+    Attributes:
+        lines (list[np.ndarray]): Counting lines, each (2, 2) end points in source pixels.
+        zones (list[np.ndarray]): Zones, each a (K, 2) polygon in source pixels.
+        min_track_frames (int): Frames a track must last to count as a unique head.
+        trail (int): Centres per track drawn as its trail.
+        counters (dict[str, TrackCounter]): Sequence → its counts; finished sequences stay until `reset`.
+        summaries (dict[str, dict]): Sequence → its summary, filled as sequences finish.
+        summary_json (Path | None): File the summaries are written to as they finish.
+    """
+
+    def __init__(
+        self,
+        predictor,
+        tracker: str = DEFAULT_TRACKER,
+        lines=(),
+        zones=(),
+        min_track_frames: int = 5,
+        trail: int = 20,
+        summary_json: str | Path | None = None,
+    ):
+        """Register Ultralytics' tracker callbacks on the predictor, after a callback that resets them per sequence.
+
+        Args:
+            predictor (CountingPredictor): The predictor to track with; its args switch to mode "track".
+            tracker (str): Tracker YAML path or Ultralytics tracker name.
+            lines (Sequence[np.ndarray]): Counting lines (2, 2).
+            zones (Sequence[np.ndarray]): Zone polygons (K, 2).
+            min_track_frames (int): Frames a track must last to count as a unique head.
+            trail (int): Centres per track drawn as its trail.
+            summary_json (str | Path, optional): Where to write the per-sequence summaries; the fitted tracker YAML
+                goes beside it.
+        """
+        if min_track_frames < 1:
+            raise ValueError(f"--min-track-frames must be >= 1, got {min_track_frames}")
+        predictor.args.mode, predictor.args.tracker = "track", find_tracker(tracker)
+        if not Path(tracker).is_file():  # Ultralytics' own YAML: fit its thresholds to the calibrated count threshold
+            dest = Path(summary_json).parent if summary_json else Path(tempfile.mkdtemp(prefix="tracker"))
+            predictor.args.tracker, predictor.args.conf = fit_thresholds(
+                predictor.args.tracker, predictor.args.conf, dest / Path(tracker).name
+            )
+        self.lines, self.zones = [np.asarray(x, float) for x in lines], [np.asarray(z, float) for z in zones]
+        self.min_track_frames, self.trail = min_track_frames, trail
+        self.summary_json = Path(summary_json) if summary_json else None
+        self.counters: dict[str, TrackCounter] = {}
+        self.summaries: dict[str, dict] = {}
+        self._slots: dict[int, str] = {}  # tracker slot (stream index, else 0) → the sequence it is tracking
+        self._checked: set[str] = set()
+        predictor.add_callback("on_predict_postprocess_end", self._start_sequences)
+        register_tracker(predictor, persist=True)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """counts.csv columns this adds: tracked and unique heads, in/out per line, occupancy per zone."""
+        lines = [f"line{k + 1}_{d}" for k in range(len(self.lines)) for d in ("in", "out")]
+        return ("tracked", "unique", *lines, *(f"zone{k + 1}" for k in range(len(self.zones))))
+
+    def _start_sequences(self, predictor):
+        """Before the tracker update: when a slot moves to a new sequence, finish the old one and reset its tracker."""
+        for i, key in enumerate(predictor.sequence_keys()):
+            slot = i if predictor.dataset.mode == "stream" else 0
+            if self._slots.get(slot) == key:
+                continue
+            if slot in self._slots:
+                self.finish(self._slots[slot])
+            predictor.trackers[slot].reset()
+            self._slots[slot] = key
+            self._check_geometry(predictor.results[i].orig_img.shape)
+            self.counters[key] = TrackCounter(
+                self.lines, self.zones, self.min_track_frames, predictor.frame_interval(i), self.trail
+            )
+
+    def _check_geometry(self, shape: tuple[int, ...]):
+        """Refuse lines and zones that lie outside the first frame of a sequence (a one-line ValueError)."""
+        h, w = shape[:2]
+        for k, line in enumerate(self.lines):
+            check_inside_frame(line, w, h, f"--line {k + 1}")
+        for k, zone in enumerate(self.zones):
+            check_inside_frame(zone, w, h, f"--zone {k + 1}")
+
+    def count(self, key: str, result) -> tuple[int, float, tuple[int, ...]]:
+        """Add one tracked result to its sequence's counter and give it the overlay's track data.
+
+        Returns:
+            (tuple): Frame number in the sequence (from 1), its time in seconds, and the values of `columns`.
+        """
+        b = result.boxes.cpu().numpy()
+        ids = b.id.astype(np.int64) if b.is_track else np.zeros(0, np.int64)
+        counter = self.counters[key]
+        f = counter.update(ids, b.xyxy[: len(ids)])
+        result.tracks = {"trails": counter.trails(ids), "lines": self.lines, "zones": self.zones, "frame": f}
+        result.subtext = "  ".join(filter(None, (f"unique {f.unique}", result.subtext)))
+        values = (f.tracked, f.unique, *f.crossings.reshape(-1).tolist(), *f.occupancy.tolist())
+        return counter.frames, (counter.frames - 1) * counter.dt, values
+
+    def finish(self, key: str) -> dict | None:
+        """Summarise a sequence: print one line, add it to the summaries and write the JSON."""
+        counter = self.counters.get(key)
+        if counter is None or not counter.frames:
+            return None
+        summary = self.summaries[key] = counter.summary()
+        parts = [f"{summary['unique_heads']} unique heads (tracks of >= {self.min_track_frames} frames)"]
+        parts += [f"line{k + 1} in {x['in']} out {x['out']}" for k, x in enumerate(summary["lines"])]
+        parts += [
+            f"zone{k + 1} now {z['occupancy_now']} max {z['occupancy_max']} mean dwell {z['dwell_s_mean']:.1f} s"
+            for k, z in enumerate(summary["zones"])
+        ]
+        LOGGER.info(f"{key}: {summary['frames']} frames, " + ", ".join(parts))
+        if self.summary_json:
+            self.summary_json.write_text(json.dumps(self.summaries, indent=1))
+        return summary
+
+    def finish_all(self):
+        """Summarise every sequence still open, e.g. at the end of detect.py or when a stream is interrupted."""
+        for key in dict.fromkeys(self._slots.values()):
+            if key not in self.summaries:
+                self.finish(key)
