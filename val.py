@@ -7,6 +7,7 @@ Usage:
     $ python val.py --data data/scut_head_a.yaml --weights runs/train/exp/weights/best.pt --task test
     $ python val.py --data data/scut_head_a.yaml --weights best.pt --count-conf auto   # tune the threshold on this split
     $ python val.py --data data/scut_head_a.yaml --weights best.pt --count-conf 0.4
+    $ python val.py --task track --data HT21/train --weights best.pt --line 0,540,1920,540   # MOT sequences
 
 The count threshold defaults to the one stored in the weights (calibrated on the val split at the end of training).
 Weights that store none: on --task val it is tuned on val (with a warning); on --task test it is first calibrated on
@@ -29,6 +30,7 @@ from data.resolve import resolve_data
 from utils import MAX_DET, ROOT, cli
 from utils.checkpoint import read_count_conf, read_train_args, trust_weights
 from utils.threads import use_all_cores
+from utils.tracking import DEFAULT_TRACKER
 from utils.validator import CountingValidator
 
 
@@ -42,7 +44,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also load checkpoints needing more than known model classes (their pickle can run code)",
     )
-    p.add_argument("--task", default="val", choices=("val", "test"), help="dataset split to evaluate")
+    p.add_argument(
+        "--task", default="val", choices=("val", "test", "track"), help="split to evaluate, or track MOT sequences"
+    )
     p.add_argument(
         "--imgsz", "--img", "--img-size", type=cli.image_size, default=None, help="inference size (default: training's)"
     )
@@ -60,6 +64,10 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
     p.add_argument("--save-txt", action="store_true", help="save predictions (with scores) to labels/*.txt")
     p.add_argument("--save-json", action="store_true", help="save predictions to predictions.json (COCO format)")
+    p.add_argument("--tracker", default=DEFAULT_TRACKER, help="--task track: tracker YAML (Ultralytics' or a file)")
+    p.add_argument("--line", action="append", default=[], type=cli.points("--line", 2, 2), metavar="X1,Y1,X2,Y2",
+                   help="--task track: also score crossings of this line (repeatable)")
+    p.add_argument("--min-track-frames", type=int, default=5, help="--task track: frames a unique head must last")
     return p.parse_args(argv)
 
 
@@ -68,6 +76,8 @@ def main(opt: argparse.Namespace) -> dict[str, Any]:
     trust_weights(opt.trust_weights)
     cli.existing_file("--weights", opt.weights, folder_ok=True)  # Ultralytics would try to download unknown names such as yolov5n.pt
     trained = read_train_args(opt.weights)  # as Ultralytics' model.val(): the checkpoint's data and image size
+    if opt.task == "track":
+        return track(opt, trained)
     if not (opt.data or trained.get("data")):
         raise ValueError(f"--weights {opt.weights} does not say which data it was trained on; give --data")
     data = resolve_data(opt.data or trained["data"])
@@ -96,6 +106,25 @@ def main(opt: argparse.Namespace) -> dict[str, Any]:
     )
     validator.add_callback("on_val_start", lambda v: use_all_cores())  # after the validator's select_device()
     return validator()
+
+
+def track(opt: argparse.Namespace, trained: dict[str, Any]) -> dict[str, Any]:
+    """Track the MOT sequences under --data and return the mean of their metrics (utils/track_eval.py)."""
+    from utils.track_eval import evaluate_tracking
+
+    if not opt.data or not Path(opt.data).is_dir():
+        raise ValueError(f"--task track needs --data: a MOT sequence folder or a folder of them, got {opt.data}")
+    overrides = {
+        "model": str(opt.weights),
+        "imgsz": opt.imgsz or trained.get("imgsz", 640),
+        "conf": None if opt.count_conf in (None, "auto") else opt.count_conf,  # None: the stored count threshold
+        "iou": opt.iou_thres,
+        "max_det": opt.max_det,
+        "device": opt.device or None,
+    }
+    save_dir = cli.run_dir(opt.project, opt.name, opt.exist_ok)
+    table = evaluate_tracking(opt.data, overrides, opt.tracker, opt.line, opt.min_track_frames, save_dir)
+    return table.iloc[-1].drop("sequence").to_dict()
 
 
 def check_split(data: str, split: str) -> None:

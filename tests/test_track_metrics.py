@@ -1,0 +1,93 @@
+"""Tracking metrics (TrackEval on our arrays) and counting on MOT rows, against hand-computed values; the tracker
+YAML fitting and lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from ultralytics.utils import YAML
+
+from utils.track_metrics import count_errors, count_tracks, gt_heads, score_tracks
+from utils.tracking import find_tracker, fit_thresholds
+
+LINE = [np.array([[0, 25], [100, 25.0]])]
+
+
+def two_heads(frames: int = 10) -> pd.DataFrame:
+    """Head 1 moves right along y = 15; head 2 moves down from y centre 17 to 35 (it crosses y = 25 at frame 6)."""
+    rows = [r for f in range(1, frames + 1) for r in ((f, 1, 10 + f, 10, 20 + f, 20), (f, 2, 50, 10 + 2 * f, 60, 20 + 2 * f))]
+    df = pd.DataFrame(rows, columns=["frame", "id", "x1", "y1", "x2", "y2"]).astype({"x1": float})
+    return df.assign(conf=1.0, cls=1.0, vis=1.0)
+
+
+def test_perfect_tracks_score_one():
+    """Tracks identical to the ground truth: every metric is perfect."""
+    gt = two_heads()
+    m = score_tracks(gt, gt, 10)
+    assert (m["HOTA"], m["MOTA"], m["IDF1"], m["IDSW"]) == (1.0, 1.0, 1.0, 0)
+
+
+def test_an_identity_switch_by_hand():
+    """Head 2's track changes ID after frame 5. IDF1 = 2*15 / (2*15 + 5 + 5) = 0.75; MOTA = 1 - 1/20;
+    AssA = (10 * 1 + 10 * 0.5) / 20 = 0.75 with DetA 1, so HOTA = sqrt(0.75)."""
+    gt = two_heads()
+    pred = gt.copy()
+    pred.loc[(pred.frame > 5) & (pred.id == 2), "id"] = 3
+    m = score_tracks(gt, pred, 10)
+    assert m["IDSW"] == 1 and m["IDF1"] == pytest.approx(0.75) and m["MOTA"] == pytest.approx(0.95)
+    assert m["AssA"] == pytest.approx(0.75) and m["HOTA"] == pytest.approx(np.sqrt(0.75))
+
+
+def test_missed_frames_and_false_tracks():
+    """Dropping head 1 in frames 1-4 (4 misses) and adding a 3-frame false track: MOTA = 1 - (4 + 3) / 20."""
+    gt = two_heads()
+    pred = gt[~((gt.id == 1) & (gt.frame <= 4))]
+    ghost = pd.DataFrame({"frame": [1, 2, 3], "id": 9, "x1": 80.0, "y1": 80, "x2": 90, "y2": 90}).assign(conf=1.0)
+    m = score_tracks(gt, pd.concat([pred, ghost], ignore_index=True), 10)
+    assert m["MOTA"] == pytest.approx(1 - 7 / 20) and m["IDSW"] == 0
+
+
+def test_unique_and_crossing_errors_from_tracks():
+    """Truth: 2 heads, head 2 crosses the line once (in). A tracker that splits head 2 at the line (frames 1-5 end on
+    it, a new ID from frame 6) finds 3 tracks of >= 3 frames and no crossing."""
+    gt = two_heads()
+    pred = gt.copy()
+    pred.loc[(pred.frame > 5) & (pred.id == 2), "id"] = 3
+    truth, found = count_tracks(gt, 10, LINE), count_tracks(pred, 10, LINE, min_frames=3)
+    assert (truth["unique_heads"], truth["lines"][0]["in"]) == (2, 1)
+    assert count_errors(truth, found) == {
+        "unique_gt": 2, "unique": 3, "unique_err": 0.5, "crossings_gt": 1, "crossings": 0, "crossings_err": 1.0
+    }
+    assert count_tracks(pred, 10, LINE, min_frames=6)["unique_heads"] == 1  # only head 1 lasts 6 frames
+
+
+def test_gt_heads_keeps_considered_head_rows():
+    """conf 0 rows are ignored; with HT21 classes only 1, 2, 4 are heads; files without classes keep every row."""
+    gt = two_heads(2).assign(conf=[1, 0, 1, 1], cls=[1, 1, 3, 4])
+    assert gt_heads(gt).index.tolist() == [0, 3]
+    assert len(gt_heads(two_heads(2).assign(cls=-1.0))) == 4
+
+
+def test_fit_thresholds(tmp_path):
+    """ByteTrack and BoT-SORT start tracks at the count threshold, keep the 0.1 / 0.25 ratio for the second stage,
+    and stop fusing scores into IoU; other trackers are left alone."""
+    for name in ("bytetrack.yaml", "botsort.yaml"):
+        path, low = fit_thresholds(find_tracker(name), 0.2, tmp_path / name)
+        cfg = YAML.load(path)
+        assert (cfg["track_high_thresh"], cfg["new_track_thresh"], cfg["fuse_score"]) == (0.2, 0.2, False)
+        assert cfg["track_low_thresh"] == pytest.approx(0.08) and low == pytest.approx(0.08)
+        assert cfg["track_buffer"] == YAML.load(find_tracker(name))["track_buffer"]
+    other = find_tracker("tracktrack.yaml")
+    assert fit_thresholds(other, 0.2, tmp_path / "t.yaml") == (other, 0.2) and not (tmp_path / "t.yaml").exists()
+
+
+def test_find_tracker_errors(tmp_path):
+    """A missing tracker and a URL are refused in one line; a user's file is used as it is."""
+    with pytest.raises(FileNotFoundError, match="nosuch.yaml: no such file"):
+        find_tracker("nosuch.yaml")
+    with pytest.raises(FileNotFoundError, match="not downloaded"):
+        find_tracker("https://example.com/t.yaml")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("tracker_type: bytetrack\n")
+    assert find_tracker(str(mine)) == str(mine)

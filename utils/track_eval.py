@@ -1,0 +1,132 @@
+"""val.py --task track: track heads through MOTChallenge sequences and score the tracks and the counts they give.
+
+A sequence is a folder holding gt/gt.txt and its frames (img1/, as MOTChallenge, CroHD/HT21 and our synthetic videos
+lay them out). Per sequence: HOTA, DetA, AssA, MOTA, IDF1 (TrackEval), the unique-head count error, the line-crossing
+error when lines are given, the per-frame count MAE, and the frames per second of detection plus tracking.
+"""
+
+from __future__ import annotations
+
+import configparser
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ultralytics.utils import LOGGER
+
+from utils.mot import read_mot, write_mot
+from utils.predictor import CountingPredictor
+from utils.track_metrics import TRACK_KEYS, count_errors, count_tracks, gt_heads, score_tracks
+
+IMAGE_DIRS = ("img1", "images", "img", "frames")
+
+
+def find_sequences(root: str | Path) -> list[Path]:
+    """Return the MOT sequences under root (root itself, its children, or their children, as train/<seq>).
+
+    Raises:
+        FileNotFoundError: One line when there is none.
+    """
+    root = Path(root)
+    found = sorted({gt.parent.parent for depth in ("", "*/", "*/*/") for gt in root.glob(f"{depth}gt/gt.txt")})
+    if not found:
+        raise FileNotFoundError(f"{root}: no MOTChallenge sequence (a folder with gt/gt.txt and img1/) in or under it")
+    return found
+
+
+def sequence_frames(seq: Path) -> tuple[Path, int]:
+    """Return a sequence's frame folder and its number of frames (seqinfo.ini's seqLength, else the images)."""
+    info = configparser.ConfigParser()
+    info.read(seq / "seqinfo.ini")
+    im_dir = seq / info.get("Sequence", "imDir", fallback="")
+    if not info.has_option("Sequence", "imDir"):
+        im_dir = next((seq / d for d in IMAGE_DIRS if (seq / d).is_dir()), seq / "img1")
+    if not im_dir.is_dir():
+        raise FileNotFoundError(f"{seq}: no frame folder ({im_dir.name}/)")
+    n = info.getint("Sequence", "seqLength", fallback=0) or sum(1 for p in im_dir.iterdir() if p.is_file())
+    return im_dir, n
+
+
+def track_sequence(predictor: CountingPredictor, frames_dir: Path) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """Track through a folder of frames.
+
+    Returns:
+        (tuple): Tracks (read_mot columns), the per-frame head counts, and the frames per second.
+    """
+    parts, counts = [], []
+    t0 = time.perf_counter()
+    for k, r in enumerate(predictor(source=str(frames_dir), stream=True), 1):
+        b = r.boxes.cpu().numpy()
+        counts.append(r.count)
+        if b.is_track and len(b):
+            parts.append(np.column_stack([np.full(len(b), k), b.id, b.xyxy, b.conf]))
+    fps = len(counts) / max(time.perf_counter() - t0, 1e-9)
+    rows = np.concatenate(parts) if parts else np.zeros((0, 7))
+    df = pd.DataFrame(rows, columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"])
+    df[["frame", "id"]] = df[["frame", "id"]].astype(np.int64)
+    return df, np.array(counts), fps
+
+
+def evaluate_tracking(
+    root: str | Path,
+    overrides: dict,
+    tracker: str,
+    lines: Sequence[np.ndarray] = (),
+    min_track_frames: int = 5,
+    save_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Track and score every sequence under root; print and save the table (track_results.csv, mot/<seq>.txt).
+
+    Args:
+        root (str | Path): A sequence folder or a folder of them.
+        overrides (dict): Predictor settings (model, imgsz, conf, iou, max_det, device).
+        tracker (str): Tracker YAML.
+        lines (Sequence[np.ndarray]): Counting lines (2, 2) scored on every sequence.
+        min_track_frames (int): Frames a track must last to count as a unique head.
+        save_dir (Path, optional): Where to write the table and the tracks.
+
+    Returns:
+        (pd.DataFrame): One row per sequence and a final "mean" row.
+    """
+    sequences = find_sequences(root)
+    predictor = CountingPredictor(
+        overrides={**overrides, "save": False, "verbose": False},
+        track=tracker,
+        lines=lines,
+        min_track_frames=min_track_frames,
+    )
+    rows = []
+    for seq in sequences:
+        frames_dir, n = sequence_frames(seq)
+        gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
+        pred, counts, fps = track_sequence(predictor, frames_dir)
+        truth = count_tracks(gt, n, lines)
+        found = count_tracks(pred, n, lines, min_track_frames)
+        per_frame = np.bincount(gt["frame"].to_numpy(), minlength=n + 1)[1 : n + 1]
+        row = {"sequence": seq.name, "frames": n, **score_tracks(gt, pred, n), **count_errors(truth, found)}
+        row.update(count_mae=float(np.abs(counts[:n] - per_frame[: len(counts)]).mean()), fps=fps)
+        rows.append(row)
+        if save_dir:
+            write_mot(save_dir / "mot" / f"{seq.name}.txt", pred["frame"].to_numpy(), pred["id"].to_numpy(),
+                      pred[["x1", "y1", "x2", "y2"]].to_numpy(), pred["conf"].to_numpy())
+        LOGGER.info(_line(row))
+    table = pd.DataFrame(rows)
+    mean = table.drop(columns="sequence").mean(numeric_only=True)
+    table = pd.concat([table, pd.DataFrame([{"sequence": "mean", **mean.to_dict()}])], ignore_index=True)
+    if save_dir:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        table.to_csv(save_dir / "track_results.csv", index=False, float_format="%.4g")
+        LOGGER.info(f"Results saved to {save_dir} (track_results.csv, mot/<sequence>.txt)")
+    return table
+
+
+def _line(row: dict) -> str:
+    """One printed line per sequence."""
+    metrics = " ".join(f"{k} {row[k]:.3f}" if isinstance(row[k], float) else f"{k} {row[k]}" for k in TRACK_KEYS)
+    cross = f", crossings {row['crossings']}/{row['crossings_gt']}" if row["crossings_gt"] else ""
+    return (
+        f"{row['sequence']}: {metrics}; unique heads {row['unique']}/{row['unique_gt']} "
+        f"({row['unique_err']:+.1%}){cross}, count MAE {row['count_mae']:.2f}, {row['fps']:.1f} frames/s"
+    )
