@@ -27,12 +27,16 @@ COUNT_CONF = 0.3
 IMGSZ = "128"
 
 
-def make_checkpoint(path: Path, count_conf: float | None) -> Path:
-    """Save a one-class yolov5n checkpoint whose scores vary with the image, with or without a count threshold."""
+def make_checkpoint(path: Path, count_conf: float | None, cfg: str = "yolov5n.yaml") -> Path:
+    """Save a one-class checkpoint whose scores vary with the image, with or without a count threshold.
+
+    `cfg` is Ultralytics' yolov5n by default; our anchor-free YAML gives our own model class, same head."""
     from ultralytics.nn.tasks import DetectionModel
 
+    from models.yolo import build_model
+
     torch.manual_seed(0)
-    model = DetectionModel("yolov5n.yaml", nc=1, verbose=False)
+    model = DetectionModel(cfg, nc=1, verbose=False) if cfg == "yolov5n.yaml" else build_model(cfg, nc=1, verbose=False)
     model.names = {0: "head"}
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
