@@ -69,6 +69,41 @@ def track_sequence(predictor: CountingPredictor, frames_dir: Path) -> tuple[pd.D
     return df, np.array(counts), fps
 
 
+def score_sequence(
+    gt: pd.DataFrame,
+    pred: pd.DataFrame,
+    frames: int,
+    lines: Sequence[np.ndarray] = (),
+    min_track_frames: int = 5,
+    counts: np.ndarray | None = None,
+) -> dict:
+    """Score one sequence's tracks: TrackEval's metrics, unique-head and crossing errors, per-frame count MAE.
+
+    Truths: unique heads are the people visible (visibility > 0, or not given) in at least `min_track_frames`
+    frames, the rule tracks are held to; crossings follow the true paths in every frame, visible or not; the
+    per-frame count is the visible heads.
+
+    Args:
+        gt (pd.DataFrame): Ground truth rows (`gt_heads`).
+        pred (pd.DataFrame): Tracks (read_mot columns).
+        frames (int): Frames in the sequence.
+        lines (Sequence[np.ndarray]): Counting lines (2, 2).
+        min_track_frames (int): Frames a track must last to count as a unique head.
+        counts (np.ndarray, optional): Per-frame head counts to compare with the visible heads.
+
+    Returns:
+        (dict): TRACK_KEYS, `count_errors`' keys and, with counts, count_mae.
+    """
+    visible = gt[~(gt["vis"].to_numpy() <= 0)]  # NaN (no visibility column) counts as visible
+    truth = count_tracks(gt, frames, lines)
+    truth["unique_heads"] = count_tracks(visible, frames, (), min_track_frames)["unique_heads"]
+    row = {**score_tracks(gt, pred, frames), **count_errors(truth, count_tracks(pred, frames, lines, min_track_frames))}
+    if counts is not None:
+        per_frame = np.bincount(visible["frame"].to_numpy(), minlength=frames + 1)[1 : frames + 1]
+        row["count_mae"] = float(np.abs(np.asarray(counts)[:frames] - per_frame[: len(counts)]).mean())
+    return row
+
+
 def evaluate_tracking(
     root: str | Path,
     overrides: dict,
@@ -102,11 +137,8 @@ def evaluate_tracking(
         frames_dir, n = sequence_frames(seq)
         gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
         pred, counts, fps = track_sequence(predictor, frames_dir)
-        truth = count_tracks(gt, n, lines)
-        found = count_tracks(pred, n, lines, min_track_frames)
-        per_frame = np.bincount(gt["frame"].to_numpy(), minlength=n + 1)[1 : n + 1]
-        row = {"sequence": seq.name, "frames": n, **score_tracks(gt, pred, n), **count_errors(truth, found)}
-        row.update(count_mae=float(np.abs(counts[:n] - per_frame[: len(counts)]).mean()), fps=fps)
+        row = {"sequence": seq.name, "frames": n, **score_sequence(gt, pred, n, lines, min_track_frames, counts)}
+        row["fps"] = fps
         rows.append(row)
         if save_dir:
             write_mot(save_dir / "mot" / f"{seq.name}.txt", pred["frame"].to_numpy(), pred["id"].to_numpy(),

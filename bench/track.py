@@ -1,0 +1,137 @@
+"""Benchmark: tracking and counting over time on generated crowd videos with known paths (issue 17).
+
+For each generated video (data/synthetic_video.py: people entering, leaving, crossing and occluding each other, with
+MOTChallenge ground truth), a horizontal and a vertical counting line through the middle, and each tracker setting:
+
+- HOTA, DetA, AssA, MOTA, IDF1 (TrackEval), the unique-head count error and the line-crossing error
+  (utils/track_eval.py, the code of `val.py --task track`);
+- the same with the ground-truth boxes as detections ("oracle" rows): what the tracker and counting lose on their own;
+- frames per second of detection alone against detection plus tracking on the same frames, interleaved in one run
+  (goal: tracking overhead <= 15 %).
+
+Unique heads, truth: people whose head is visible (visibility > 0) in at least --min-track-frames frames; found:
+tracks that last that many frames. Crossings, truth: the true paths through the lines, every frame.
+
+Usage:
+    python bench/track.py --weights runs/train/exp/weights/best.pt          # the model of `python train.py`
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from bench.common import load, machine_header, markdown_table  # noqa: E402
+from data.synthetic_video import ensure_crowd_video  # noqa: E402
+from utils import CACHE_DIR, ROOT  # noqa: E402
+from utils.mot import read_mot  # noqa: E402
+from utils.predictor import CountingPredictor  # noqa: E402
+from utils.track_eval import find_sequences, score_sequence, sequence_frames, track_sequence  # noqa: E402
+from utils.track_metrics import gt_heads  # noqa: E402
+from utils.tracking import find_tracker, fit_thresholds  # noqa: E402
+
+VIDEOS = ((80, 11), (200, 12), (420, 13))  # (people over the video, seed): about 55, 135 and 280 heads per frame
+SHOWN = ("HOTA", "MOTA", "IDF1", "IDSW", "unique", "unique_gt", "unique_err", "crossings", "crossings_gt",
+         "crossings_err", "count_mae", "fps")
+
+
+def parse_opt() -> argparse.Namespace:
+    """Benchmark flags."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", required=True, help="a trained checkpoint (the model of `python train.py`)")
+    p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
+    p.add_argument("--frames", type=int, default=200, help="frames per video")
+    p.add_argument("--size", type=int, default=640, help="video frame side in pixels")
+    p.add_argument("--min-track-frames", type=int, default=5)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "track.csv"))
+    return p.parse_args()
+
+
+def lines_for(size: int) -> list[np.ndarray]:
+    """A horizontal and a vertical line through the middle of the frame."""
+    m = size / 2
+    return [np.array([[0, m], [size, m]]), np.array([[m, 0], [m, size]])]
+
+
+def oracle_tracks(gt: pd.DataFrame, n: int, tracker_yaml: str, shape: tuple[int, int]) -> pd.DataFrame:
+    """Track the ground-truth boxes (visible heads, score 0.9) with the tracker, as if the detector were perfect."""
+    from ultralytics.engine.results import Boxes
+    from ultralytics.trackers.track import TRACKER_MAP
+    from ultralytics.utils import YAML, IterableSimpleNamespace
+
+    cfg = IterableSimpleNamespace(**YAML.load(tracker_yaml))
+    tracker = TRACKER_MAP[cfg.tracker_type](args=cfg)
+    seen = gt[gt["vis"] > 0]
+    img = np.zeros((*shape, 3), np.uint8)
+    parts = []
+    for k in range(1, n + 1):
+        rows = seen[seen["frame"] == k][["x1", "y1", "x2", "y2"]].to_numpy()
+        data = torch.tensor(np.column_stack([rows, np.full(len(rows), 0.9), np.zeros(len(rows))]), dtype=torch.float32)
+        tracks = tracker.update(Boxes(data.reshape(-1, 6), shape).cpu().numpy(), img)
+        if len(tracks):
+            parts.append(np.column_stack([np.full(len(tracks), k), tracks[:, 4], tracks[:, :4], tracks[:, 5]]))
+    df = pd.DataFrame(np.concatenate(parts) if parts else np.zeros((0, 7)),
+                      columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"])
+    return df.astype({"frame": np.int64, "id": np.int64})
+
+
+def main(opt: argparse.Namespace):
+    """Generate the videos, run every setting, print and save the table."""
+    root = CACHE_DIR / "track_bench"
+    for people, seed in VIDEOS:
+        ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=root)
+    imgsz = opt.imgsz or torch.load(opt.weights, weights_only=False).get("train_args", {}).get("imgsz", 640)
+    lines = lines_for(opt.size)
+    shipped = find_tracker("bytetrack.yaml")
+    base = {"model": opt.weights, "imgsz": imgsz, "save": False, "verbose": False}
+    plain = CountingPredictor(overrides=base)
+    settings = {  # name -> tracker argument (a name is fitted to the count threshold, a path is used as it is)
+        "bytetrack (fitted)": "bytetrack.yaml",
+        "bytetrack.yaml as shipped": shipped,
+        "botsort (fitted)": "botsort.yaml",
+    }
+    trackers = {k: CountingPredictor(overrides=base, track=v, lines=lines, min_track_frames=opt.min_track_frames)
+                for k, v in settings.items()}
+    rows = []
+    for seq in find_sequences(root):
+        frames_dir, n = sequence_frames(seq)
+        gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
+        heads = int(np.bincount(gt["frame"]).max())
+        _, _, fps_a = track_sequence(plain, frames_dir)  # plain, tracked, plain: a drift between runs cancels out
+        results = {k: track_sequence(p, frames_dir) for k, p in trackers.items()}
+        _, _, fps_b = track_sequence(plain, frames_dir)
+        fps_plain = (fps_a + fps_b) / 2
+        for name, (pred, counts, fps) in results.items():
+            row = {"video": seq.name, "heads_max": heads, "setting": name,
+                   **score_sequence(gt, pred, n, lines, opt.min_track_frames, counts)}
+            rows.append({**row, "fps": fps, "fps_plain": fps_plain, "overhead": fps_plain / fps - 1})
+        fitted, _ = fit_thresholds(shipped, 0.5, root / "oracle_bytetrack.yaml")
+        pred = oracle_tracks(gt, n, fitted, (opt.size, opt.size))
+        rows.append({"video": seq.name, "heads_max": heads, "setting": "oracle detections, bytetrack (fitted)",
+                     **score_sequence(gt, pred, n, lines, opt.min_track_frames)})
+        print(pd.DataFrame(rows[-4:]).to_string(), flush=True)
+    table = pd.DataFrame(rows)
+    Path(opt.out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(opt.out, index=False, float_format="%.4g")
+    print(machine_header(torch.device("cpu")), f"load {load()}")
+    cols = ["video", "heads_max", "setting", *SHOWN, "overhead"]
+    print(markdown_table(cols, [[_fmt(r.get(c)) for c in cols] for r in rows]))
+
+
+def _fmt(v) -> str:
+    """Table cell."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+if __name__ == "__main__":
+    main(parse_opt())
