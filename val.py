@@ -65,8 +65,14 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-txt", action="store_true", help="save predictions (with scores) to labels/*.txt")
     p.add_argument("--save-json", action="store_true", help="save predictions to predictions.json (COCO format)")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="--task track: tracker YAML (Ultralytics' or a file)")
-    p.add_argument("--line", action="append", default=[], type=cli.points("--line", 2, 2), metavar="X1,Y1,X2,Y2",
-                   help="--task track: also score crossings of this line (repeatable)")
+    p.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        type=cli.points("--line", 2, 2),
+        metavar="X1,Y1,X2,Y2",
+        help="--task track: also score crossings of this line (repeatable)",
+    )
     p.add_argument("--min-track-frames", type=int, default=5, help="--task track: frames a unique head must last")
     return p.parse_args(argv)
 
@@ -74,7 +80,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 def main(opt: argparse.Namespace) -> dict[str, Any]:
     """Run the validation described by `opt` and return its metrics (keys as in results.csv)."""
     trust_weights(opt.trust_weights)
-    cli.existing_file("--weights", opt.weights, folder_ok=True)  # Ultralytics would try to download unknown names such as yolov5n.pt
+    cli.existing_file(
+        "--weights", opt.weights, folder_ok=True
+    )  # Ultralytics would try to download unknown names such as yolov5n.pt
     trained = read_train_args(opt.weights)  # as Ultralytics' model.val(): the checkpoint's data and image size
     if opt.task == "track":
         return track(opt, trained)

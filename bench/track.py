@@ -39,8 +39,20 @@ from utils.track_metrics import gt_heads  # noqa: E402
 from utils.tracking import find_tracker, fit_thresholds  # noqa: E402
 
 VIDEOS = ((80, 11), (200, 12), (420, 13))  # (people over the video, seed): about 55, 135 and 280 heads per frame
-SHOWN = ("HOTA", "MOTA", "IDF1", "IDSW", "unique", "unique_gt", "unique_err", "crossings", "crossings_gt",
-         "crossings_err", "count_mae", "fps")
+SHOWN = (
+    "HOTA",
+    "MOTA",
+    "IDF1",
+    "IDSW",
+    "unique",
+    "unique_gt",
+    "unique_err",
+    "crossings",
+    "crossings_gt",
+    "crossings_err",
+    "count_mae",
+    "fps",
+)
 
 
 def parse_opt() -> argparse.Namespace:
@@ -78,8 +90,9 @@ def oracle_tracks(gt: pd.DataFrame, n: int, tracker_yaml: str, shape: tuple[int,
         tracks = tracker.update(Boxes(data.reshape(-1, 6), shape).cpu().numpy(), img)
         if len(tracks):
             parts.append(np.column_stack([np.full(len(tracks), k), tracks[:, 4], tracks[:, :4], tracks[:, 5]]))
-    df = pd.DataFrame(np.concatenate(parts) if parts else np.zeros((0, 7)),
-                      columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"])
+    df = pd.DataFrame(
+        np.concatenate(parts) if parts else np.zeros((0, 7)), columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"]
+    )
     return df.astype({"frame": np.int64, "id": np.int64})
 
 
@@ -98,8 +111,10 @@ def main(opt: argparse.Namespace):
         "bytetrack.yaml as shipped": shipped,
         "botsort (fitted)": "botsort.yaml",
     }
-    trackers = {k: CountingPredictor(overrides=base, track=v, lines=lines, min_track_frames=opt.min_track_frames)
-                for k, v in settings.items()}
+    trackers = {
+        k: CountingPredictor(overrides=base, track=v, lines=lines, min_track_frames=opt.min_track_frames)
+        for k, v in settings.items()
+    }
     rows = []
     for seq in find_sequences(root):
         frames_dir, n = sequence_frames(seq)
@@ -110,13 +125,23 @@ def main(opt: argparse.Namespace):
         _, _, fps_b = track_sequence(plain, frames_dir)
         fps_plain = (fps_a + fps_b) / 2
         for name, (pred, counts, fps) in results.items():
-            row = {"video": seq.name, "heads_max": heads, "setting": name,
-                   **score_sequence(gt, pred, n, lines, opt.min_track_frames, counts)}
+            row = {
+                "video": seq.name,
+                "heads_max": heads,
+                "setting": name,
+                **score_sequence(gt, pred, n, lines, opt.min_track_frames, counts),
+            }
             rows.append({**row, "fps": fps, "fps_plain": fps_plain, "overhead": fps_plain / fps - 1})
         fitted, _ = fit_thresholds(shipped, 0.5, root / "oracle_bytetrack.yaml")
         pred = oracle_tracks(gt, n, fitted, (opt.size, opt.size))
-        rows.append({"video": seq.name, "heads_max": heads, "setting": "oracle detections, bytetrack (fitted)",
-                     **score_sequence(gt, pred, n, lines, opt.min_track_frames)})
+        rows.append(
+            {
+                "video": seq.name,
+                "heads_max": heads,
+                "setting": "oracle detections, bytetrack (fitted)",
+                **score_sequence(gt, pred, n, lines, opt.min_track_frames),
+            }
+        )
         print(pd.DataFrame(rows[-4:]).to_string(), flush=True)
     table = pd.DataFrame(rows)
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)

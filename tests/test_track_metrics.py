@@ -16,7 +16,11 @@ LINE = [np.array([[0, 25], [100, 25.0]])]
 
 def two_heads(frames: int = 10) -> pd.DataFrame:
     """Head 1 moves right along y = 15; head 2 moves down from y centre 17 to 35 (it crosses y = 25 at frame 6)."""
-    rows = [r for f in range(1, frames + 1) for r in ((f, 1, 10 + f, 10, 20 + f, 20), (f, 2, 50, 10 + 2 * f, 60, 20 + 2 * f))]
+    rows = [
+        r
+        for f in range(1, frames + 1)
+        for r in ((f, 1, 10 + f, 10, 20 + f, 20), (f, 2, 50, 10 + 2 * f, 60, 20 + 2 * f))
+    ]
     df = pd.DataFrame(rows, columns=["frame", "id", "x1", "y1", "x2", "y2"]).astype({"x1": float})
     return df.assign(conf=1.0, cls=1.0, vis=1.0)
 
@@ -57,7 +61,12 @@ def test_unique_and_crossing_errors_from_tracks():
     truth, found = count_tracks(gt, 10, LINE), count_tracks(pred, 10, LINE, min_frames=3)
     assert (truth["unique_heads"], truth["lines"][0]["in"]) == (2, 1)
     assert count_errors(truth, found) == {
-        "unique_gt": 2, "unique": 3, "unique_err": 0.5, "crossings_gt": 1, "crossings": 0, "crossings_err": 1.0
+        "unique_gt": 2,
+        "unique": 3,
+        "unique_err": 0.5,
+        "crossings_gt": 1,
+        "crossings": 0,
+        "crossings_err": 1.0,
     }
     assert count_tracks(pred, 10, LINE, min_frames=6)["unique_heads"] == 1  # only head 1 lasts 6 frames
 

@@ -109,8 +109,16 @@ def test_line_outside_the_frame_fails_that_source_only(weights, tmp_path):
     small = write_mp4(tmp_path / "small.mp4", moving_patches(4), fps=10)
     big = write_mp4(tmp_path / "big.mp4", [cv2.resize(f, (320, 256)) for f in moving_patches(4)], fps=10)
     proc = run_detect(
-        "--weights", str(weights), "--source", str(small), str(big), "--track", "--line", "0,200,300,200",
-        "--project", str(tmp_path / "runs"),
+        "--weights",
+        str(weights),
+        "--source",
+        str(small),
+        str(big),
+        "--track",
+        "--line",
+        "0,200,300,200",
+        "--project",
+        str(tmp_path / "runs"),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1
@@ -131,8 +139,14 @@ def test_api_tracks_a_stream_of_frames(weights, runs):
 
     _, track, _ = runs
     counter = HeadCounter(
-        weights, imgsz=int(IMGSZ), device="cpu", track="bytetrack.yaml", lines=[[[0, 64], [160, 64]]],
-        zones=[[[0, 0], [80, 0], [80, 128], [0, 128]]], min_track_frames=2, fps=10,
+        weights,
+        imgsz=int(IMGSZ),
+        device="cpu",
+        track="bytetrack.yaml",
+        lines=[[[0, 64], [160, 64]]],
+        zones=[[[0, 0], [80, 0], [80, 128], [0, 128]]],
+        min_track_frames=2,
+        fps=10,
     )
     cap = cv2.VideoCapture(str(track.parent.parent / "walk.mp4"))
     rows = pd.read_csv(track / "counts.csv")

@@ -127,10 +127,21 @@ class CountResults(Results):
         b = self.boxes.cpu().numpy()
         if self.tracks is None:
             return annotate(
-                self.orig_img, b.xyxy, b.conf, b.cls, self.names, self.style, self.text, self.subtext, line_width,
-                labels, conf
+                self.orig_img,
+                b.xyxy,
+                b.conf,
+                b.cls,
+                self.names,
+                self.style,
+                self.text,
+                self.subtext,
+                line_width,
+                labels,
+                conf,
             )
-        im = annotate(self.orig_img, b.xyxy, b.conf, b.cls, self.names, self.style, line_width=line_width, show_labels=False)
+        im = annotate(
+            self.orig_img, b.xyxy, b.conf, b.cls, self.names, self.style, line_width=line_width, show_labels=False
+        )
         ids = b.id.astype(int) if b.is_track else np.zeros(0, int)
         draw_tracks(im, b.xyxy, ids, line_width=line_width, **self.tracks)
         return draw_count(im, self.text, self.subtext)
@@ -204,7 +215,8 @@ class CountingPredictor(DetectionPredictor):
             raise ValueError(f"smooth must be >= 1 frame, got {smooth}")
         overrides = {"batch": 1, "rect": True, "max_det": MAX_DET, **(overrides or {})}
         overrides["conf"] = resolve_conf(overrides.get("conf"), overrides.get("model"))
-        self.count_conf, self.frame_dt = overrides["conf"], None  # frame_dt: the API's seconds per frame  # tracking may lower args.conf: the tracker also uses weaker detections
+        self.count_conf = overrides["conf"]  # tracking may lower args.conf: the tracker also uses weaker detections
+        self.frame_dt: float | None = None  # the API's seconds per frame; None: from the source
         super().__init__(cfg, overrides, _callbacks)
         self.style, self.smooth, self.tile, self.tile_overlap = style, smooth, tile, tile_overlap
         self.counts_csv = Path(counts_csv) if counts_csv else None

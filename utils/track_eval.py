@@ -141,8 +141,13 @@ def evaluate_tracking(
         row["fps"] = fps
         rows.append(row)
         if save_dir:
-            write_mot(save_dir / "mot" / f"{seq.name}.txt", pred["frame"].to_numpy(), pred["id"].to_numpy(),
-                      pred[["x1", "y1", "x2", "y2"]].to_numpy(), pred["conf"].to_numpy())
+            write_mot(
+                save_dir / "mot" / f"{seq.name}.txt",
+                pred["frame"].to_numpy(),
+                pred["id"].to_numpy(),
+                pred[["x1", "y1", "x2", "y2"]].to_numpy(),
+                pred["conf"].to_numpy(),
+            )
         LOGGER.info(_line(row))
     table = pd.DataFrame(rows)
     mean = table.drop(columns="sequence").mean(numeric_only=True)
