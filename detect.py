@@ -9,8 +9,12 @@ Usage - sources:
                                                    'rtsp://example.com/media.mp4'  # RTSP, RTMP, HTTP stream
                                                    a.jpg vid.mp4   # several sources, processed in turn
 
+Tracking (unique heads, line crossings, zone occupancy and dwell):
+    $ python detect.py --weights best.pt --source vid.mp4 --track --line 0,540,1920,540 --zone 0,0,960,0,960,540,0,540
+
 Outputs in runs/detect/exp*: annotated images and videos (count in the top-left corner), counts.csv (one row per image
-or frame) and, with --save-txt, YOLO labels. The exit code is 1 when any source could not be processed.
+or frame; with --track also tracked, unique, crossings and zone columns), summary.json (--track: totals per video)
+and, with --save-txt, YOLO labels. The exit code is 1 when any source could not be processed.
 """
 
 from __future__ import annotations
