@@ -30,7 +30,6 @@ from ultralytics.utils import LOGGER
 
 from utils import MAX_DET, ROOT, cli
 from utils.overlay import STYLES
-from utils.tracking import DEFAULT_TRACKER
 
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,26 +67,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tile", action="store_true", help="sliced inference with imgsz tiles at native resolution")
     parser.add_argument("--tile-overlap", type=float, default=0.2, help="tile overlap as a fraction of the tile")
     parser.add_argument("--track", action="store_true", help="track heads across frames (unique counts, lines, zones)")
-    parser.add_argument(
-        "--tracker", default=DEFAULT_TRACKER, help="tracker YAML: bytetrack.yaml, botsort.yaml (Ultralytics') or a file"
-    )
-    parser.add_argument("--min-track-frames", type=int, default=5, help="frames a track must last to count as a head")
-    parser.add_argument(
-        "--line",
-        action="append",
-        default=[],
-        type=cli.points("--line", 2, 2),
-        metavar="X1,Y1,X2,Y2",
-        help="count tracks crossing this line, in = left to right walking from point 1 to 2 (repeatable)",
-    )
-    parser.add_argument(
-        "--zone",
-        action="append",
-        default=[],
-        type=cli.points("--zone", 3),
-        metavar="X1,Y1,X2,Y2,X3,Y3,...",
-        help="polygon: tracks inside now and their dwell time (repeatable)",
-    )
+    cli.add_tracking_args(parser, zones=True)
     opt = parser.parse_args(argv)
     if (opt.line or opt.zone) and not opt.track:
         parser.error("--line and --zone count tracks: add --track")

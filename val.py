@@ -30,7 +30,6 @@ from data.resolve import resolve_data
 from utils import MAX_DET, ROOT, cli
 from utils.checkpoint import read_count_conf, read_train_args, trust_weights
 from utils.threads import use_all_cores
-from utils.tracking import DEFAULT_TRACKER
 from utils.validator import CountingValidator
 
 
@@ -64,16 +63,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
     p.add_argument("--save-txt", action="store_true", help="save predictions (with scores) to labels/*.txt")
     p.add_argument("--save-json", action="store_true", help="save predictions to predictions.json (COCO format)")
-    p.add_argument("--tracker", default=DEFAULT_TRACKER, help="--task track: tracker YAML (Ultralytics' or a file)")
-    p.add_argument(
-        "--line",
-        action="append",
-        default=[],
-        type=cli.points("--line", 2, 2),
-        metavar="X1,Y1,X2,Y2",
-        help="--task track: also score crossings of this line (repeatable)",
-    )
-    p.add_argument("--min-track-frames", type=int, default=5, help="--task track: frames a unique head must last")
+    cli.add_tracking_args(p, zones=False, scope="--task track: ")
     return p.parse_args(argv)
 
 

@@ -60,6 +60,34 @@ def points(flag: str, min_points: int, max_points: int | None = None) -> Callabl
     return parse
 
 
+def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str = "") -> None:
+    """Add the tracking flags detect.py and val.py --task track share: --tracker, --min-track-frames, --line (and
+    --zone for detect.py). `scope` prefixes their help, e.g. "--task track: "."""
+    from utils.tracking import DEFAULT_TRACKER
+
+    parser.add_argument(
+        "--tracker", default=DEFAULT_TRACKER, help=f"{scope}tracker YAML: bytetrack.yaml, botsort.yaml or a file"
+    )
+    parser.add_argument("--min-track-frames", type=int, default=5, help=f"{scope}frames a track must last to count")
+    parser.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        type=points("--line", 2, 2),
+        metavar="X1,Y1,X2,Y2",
+        help=f"{scope}count tracks crossing this line, in = left to right walking from point 1 to 2 (repeatable)",
+    )
+    if zones:
+        parser.add_argument(
+            "--zone",
+            action="append",
+            default=[],
+            type=points("--zone", 3),
+            metavar="X1,Y1,X2,Y2,X3,Y3,...",
+            help=f"{scope}polygon: tracks inside now and their dwell time (repeatable)",
+        )
+
+
 def existing_file(flag: str, path: str | Path, folder_ok: bool = False) -> Path:
     """Return the path if it is a file (or, with `folder_ok`, a folder such as an exported OpenVINO model), else raise
     FileNotFoundError naming the flag (no download is ever tried)."""
