@@ -8,6 +8,7 @@ count is checked against the boxes the same run saved, or against the API on the
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -246,15 +247,19 @@ class _MJPEGHandler(BaseHTTPRequestHandler):
         threading.Thread(target=lambda: (self.server.shutdown(), self.server.server_close())).start()
 
 
-def test_stream_that_drops(weights, tmp_path):
+@pytest.mark.parametrize("track", [False, True])
+def test_stream_that_drops(weights, tmp_path, track):
     """A live HTTP camera that goes away mid-run: counted frames are kept and saved, the drop is one error line
-    naming the URL, and the exit code is 1."""
+    naming the URL, and the exit code is 1; tracked, the stream also gets its summary."""
     _MJPEGHandler.counts_csv = tmp_path / "exp" / "counts.csv"
     server = ThreadingHTTPServer(("127.0.0.1", 0), _MJPEGHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/cam"
     try:
-        proc = run_detect("--weights", str(weights), "--source", url, "--project", str(tmp_path), "--name", "exp")
+        track_args = ("--track", "--line", "0,64,160,64") if track else ()
+        proc = run_detect(
+            "--weights", str(weights), "--source", url, "--project", str(tmp_path), "--name", "exp", *track_args
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -265,6 +270,10 @@ def test_stream_that_drops(weights, tmp_path):
     rows = [r for r in read_counts(tmp_path / "exp") if r["count"]]
     assert len(rows) >= 3 and all(r["source"] == url for r in rows)
     assert len(list((tmp_path / "exp").glob("*.mp4"))) == 1
+    if track:
+        assert all(r["tracked"] != "" and r["line1_in"] != "" for r in rows)
+        summary = json.loads((tmp_path / "exp" / "summary.json").read_text())
+        assert list(summary) == [url] and summary[url]["frames"] >= len(rows)
 
 
 # ---- in-process: predictor, API and overlays ----
