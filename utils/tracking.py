@@ -19,6 +19,7 @@ from ultralytics.trackers.track import register_tracker
 from ultralytics.utils import LOGGER, YAML
 from ultralytics.utils.checks import check_yaml
 
+from utils.batched_tracker import batched
 from utils.track_counting import TrackCounter, check_inside_frame
 
 DEFAULT_TRACKER = "bytetrack.yaml"
@@ -116,6 +117,12 @@ class VideoTracking:
         self._checked: set[str] = set()
         predictor.add_callback("on_predict_postprocess_end", self._start_sequences)
         register_tracker(predictor, persist=True)
+        predictor.add_callback("on_predict_start", self._batch_trackers)  # after Ultralytics' creates the trackers
+
+    @staticmethod
+    def _batch_trackers(predictor):
+        """Swap fresh ByteTrack / BoT-SORT trackers for their batched twins (same results, 1.4-1.6x faster)."""
+        predictor.trackers = [batched(t) for t in predictor.trackers]
 
     @property
     def columns(self) -> tuple[str, ...]:
