@@ -34,7 +34,7 @@ from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, ROOT  # noqa: E402
 from utils.mot import read_mot  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
-from utils.track_eval import find_sequences, score_sequence, sequence_frames, track_sequence  # noqa: E402
+from utils.track_eval import score_sequence, sequence_frames, track_sequence  # noqa: E402
 from utils.track_metrics import gt_heads  # noqa: E402
 from utils.tracking import find_tracker, fit_thresholds  # noqa: E402
 
@@ -99,8 +99,7 @@ def oracle_tracks(gt: pd.DataFrame, n: int, tracker_yaml: str, shape: tuple[int,
 def main(opt: argparse.Namespace):
     """Generate the videos, run every setting, print and save the table."""
     root = CACHE_DIR / "track_bench"
-    for people, seed in VIDEOS:
-        ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=root)
+    sequences = [ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=root) for people, seed in VIDEOS]
     imgsz = opt.imgsz or torch.load(opt.weights, weights_only=False).get("train_args", {}).get("imgsz", 640)
     lines = lines_for(opt.size)
     shipped = find_tracker("bytetrack.yaml")
@@ -116,7 +115,7 @@ def main(opt: argparse.Namespace):
         for k, v in settings.items()
     }
     rows = []
-    for seq in find_sequences(root):
+    for seq in sequences:
         frames_dir, n = sequence_frames(seq)
         gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
         heads = int(np.bincount(gt["frame"]).max())
