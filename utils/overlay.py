@@ -248,7 +248,9 @@ def draw_tracks(
     for k, (zone, occupancy) in enumerate(zip(zones, frame.occupancy)):
         poly = np.round(zone).astype(np.int32)
         cv2.polylines(im, [poly], True, (255, 0, 255), 2 * lw, cv2.LINE_AA)
-        _plate(im, f"zone{k + 1}: {occupancy}", tuple(poly.min(0).tolist()), big)
+        _plate(
+            im, f"zone{k + 1}: {occupancy}", tuple(poly.mean(0).astype(int).tolist()), big
+        )  # corners hide under the count
     return im
 
 
