@@ -100,3 +100,13 @@ def test_find_tracker_errors(tmp_path):
     mine = tmp_path / "mine.yaml"
     mine.write_text("tracker_type: bytetrack\n")
     assert find_tracker(str(mine)) == str(mine)
+
+
+def test_seqinfo_frame_rate(tmp_path):
+    """Dwell times of a MOT frame folder use its seqinfo.ini frameRate; a folder without one has none (30 fps then)."""
+    from utils.mot import seqinfo_frame_rate
+
+    (tmp_path / "seq" / "img1").mkdir(parents=True)
+    (tmp_path / "seq" / "seqinfo.ini").write_text("[Sequence]\nname=seq\nframeRate=12\n")
+    assert seqinfo_frame_rate(tmp_path / "seq" / "img1") == 12.0
+    assert seqinfo_frame_rate(tmp_path) is None

@@ -117,3 +117,14 @@ def as_written(xyxy: np.ndarray) -> np.ndarray:
     xy = np.round(xyxy[..., :2], BOX_DECIMALS)
     wh = np.round(xyxy[..., 2:] - xyxy[..., :2], BOX_DECIMALS)  # the file holds width and height, not x2, y2
     return np.concatenate((xy, xy + wh), -1)
+
+
+def seqinfo_frame_rate(frames_dir: str | Path) -> float | None:
+    """Return the frameRate of the seqinfo.ini beside a MOTChallenge frame folder (or in it), None when there is none."""
+    import configparser
+
+    for ini in (Path(frames_dir).parent / "seqinfo.ini", Path(frames_dir) / "seqinfo.ini"):
+        info = configparser.ConfigParser()
+        if ini.is_file() and info.read(ini) and info.has_option("Sequence", "frameRate"):
+            return info.getfloat("Sequence", "frameRate")
+    return None

@@ -28,6 +28,7 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, TQDM, ops
 
 from utils import COUNT_CONF_KEY, MAX_DET
 from utils.checkpoint import read_count_conf
+from utils.mot import seqinfo_frame_rate
 from utils.overlay import STYLES, annotate, draw_count, draw_tracks
 from utils.threads import use_all_cores
 from utils.tiling import crop_tiles, merge_tiles, tile_windows
@@ -397,11 +398,12 @@ class CountingPredictor(DetectionPredictor):
         return [self._names.get(r.path, r.path) if mode != "image" else self._source for r in self.results]
 
     def frame_interval(self, i: int) -> float:
-        """Seconds between two processed frames of the batch's i-th source (vid_stride / fps; 30 fps if unknown)."""
+        """Seconds between two processed frames of the batch's i-th source (vid_stride / fps, a MOT folder's
+        seqinfo.ini frameRate; 30 fps if unknown)."""
         if self.frame_dt:
             return self.frame_dt
         ds = self.dataset
-        fps = ds.fps if ds.mode == "video" else ds.fps[i] if ds.mode == "stream" else 0
+        fps = ds.fps if ds.mode == "video" else ds.fps[i] if ds.mode == "stream" else seqinfo_frame_rate(self._source)
         return (self.args.vid_stride if ds.mode == "video" else 1) / (fps if fps and fps > 0 else 30.0)
 
     def _write_rows(self):
