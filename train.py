@@ -110,9 +110,11 @@ def check_paths(opt: argparse.Namespace) -> None:
             "--evolve is not supported: YOLOv5's genetic search needs its own training loop; tune with Ultralytics' "
             "YOLO(...).tune() or compare settings with bench/accuracy.py --set"
         )
-    for flag, path in (("--weights", opt.weights), ("--cfg", opt.cfg), ("--hyp", opt.hyp)):
+    for flag, path in (("--weights", opt.weights), ("--hyp", opt.hyp)):
         if path:
             cli.existing_file(flag, path)
+    if opt.cfg:
+        cli.model_yaml("--cfg", opt.cfg)
     if isinstance(opt.resume, str):  # --resume PATH resumes exactly that run, never the most recent other one
         cli.existing_file("--resume", opt.resume)
 

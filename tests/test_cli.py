@@ -136,3 +136,14 @@ def test_yolov5_training_flags_reach_the_trainer(tiny, tmp_path):
     proc = cli("train.py", "--evolve", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.strip().startswith("ERROR: --evolve is not supported")
     assert "(default: False)" in cli("train.py", "--help", cwd=tmp_path).stdout
+
+
+def test_cfg_takes_the_scale_in_the_name():
+    """--cfg models/yolov5s-mfl.yaml and models/yolov5nu-mfl.yaml name a scale of a YAML that exists (Ultralytics'
+    convention, used in README's commands); a name matching no YAML is one error."""
+    import train
+
+    for cfg in ("models/yolov5s-mfl.yaml", "models/yolov5nu-mfl.yaml", "models/yolov5mu-mfl-p2.yaml"):
+        train.check_paths(train.parse_opt(["--cfg", str(ROOT / cfg)]))
+    with pytest.raises(FileNotFoundError, match=r"yolov5x-nope.yaml: no such file \(nor .*yolov5-nope.yaml"):
+        train.check_paths(train.parse_opt(["--cfg", str(ROOT / "models/yolov5x-nope.yaml")]))

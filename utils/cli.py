@@ -7,6 +7,7 @@ one `ERROR: ...` line on stderr and exit status 1, never a traceback, and before
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +95,17 @@ def existing_file(flag: str, path: str | Path, folder_ok: bool = False) -> Path:
     p = Path(path)
     if not (p.is_file() or (folder_ok and p.is_dir())):
         raise FileNotFoundError(f"{flag} {path}: no such file")
+    return p
+
+
+def model_yaml(flag: str, path: str | Path) -> Path:
+    """Return a model YAML path that exists, by name or with its scale letter in the name as Ultralytics reads it
+    (models/yolov5s-mfl.yaml is models/yolov5-mfl.yaml at scale s), else raise FileNotFoundError naming the flag."""
+    p = Path(path)
+    unscaled = Path(re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", str(p)))  # Ultralytics' yaml_model_load rule
+    if not (p.is_file() or (p.suffix in {".yaml", ".yml"} and unscaled.is_file())):
+        also = f" (nor {unscaled}, its scale-free name)" if unscaled != p else ""
+        raise FileNotFoundError(f"{flag} {path}: no such file{also}")
     return p
 
 
