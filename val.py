@@ -70,9 +70,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 def main(opt: argparse.Namespace) -> dict[str, Any]:
     """Run the validation described by `opt` and return its metrics (keys as in results.csv)."""
     trust_weights(opt.trust_weights)
-    cli.existing_file(
-        "--weights", opt.weights, folder_ok=True
-    )  # Ultralytics would try to download unknown names such as yolov5n.pt
+    # checked here: Ultralytics would try to download unknown names such as yolov5n.pt
+    cli.existing_file("--weights", opt.weights, folder_ok=True)
     trained = read_train_args(opt.weights)  # as Ultralytics' model.val(): the checkpoint's data and image size
     if opt.task == "track":
         return track(opt, trained)
@@ -112,10 +111,14 @@ def track(opt: argparse.Namespace, trained: dict[str, Any]) -> dict[str, Any]:
 
     if not opt.data or not Path(opt.data).is_dir():
         raise ValueError(f"--task track needs --data: a MOT sequence folder or a folder of them, got {opt.data}")
+    if opt.count_conf == "auto":
+        raise ValueError(
+            "--task track counts at a fixed threshold: give --count-conf a number, or none for the stored one"
+        )
     overrides = {
         "model": str(opt.weights),
         "imgsz": opt.imgsz or trained.get("imgsz", 640),
-        "conf": None if opt.count_conf in (None, "auto") else opt.count_conf,  # None: the stored count threshold
+        "conf": opt.count_conf,  # None: the stored count threshold
         "iou": opt.iou_thres,
         "max_det": opt.max_det,
         "device": opt.device or None,

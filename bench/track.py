@@ -34,7 +34,7 @@ from bench.common import load, machine_header, markdown_table  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, ROOT  # noqa: E402
 from utils.mot import read_mot  # noqa: E402
-from utils.checkpoint import read_count_conf  # noqa: E402
+from utils.checkpoint import read_count_conf, read_train_args  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
 from utils.track_eval import score_sequence, sequence_frames, track_sequence  # noqa: E402
 from utils.track_metrics import gt_heads  # noqa: E402
@@ -131,7 +131,7 @@ def main(opt: argparse.Namespace):
     """Generate the videos, run every setting, print and save the table."""
     root = CACHE_DIR / "track_bench"
     sequences = [ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=root) for people, seed in VIDEOS]
-    imgsz = opt.imgsz or torch.load(opt.weights, weights_only=False).get("train_args", {}).get("imgsz", 640)
+    imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
     lines = lines_for(opt.size)
     shipped = find_tracker("bytetrack.yaml")
     base = {"model": opt.weights, "imgsz": imgsz, "save": False, "verbose": False}

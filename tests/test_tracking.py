@@ -8,12 +8,14 @@ every track figure detect.py reports is checked against an independent recount o
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from ultralytics.utils import LOGGER
 
 from test_detect import IMGSZ, make_checkpoint, read_counts, run_detect, write_mp4
 from utils import ROOT
@@ -158,6 +160,17 @@ def test_api_tracks_a_stream_of_frames(weights, runs):
     assert counter.summary()["zones"][0]["dwell_s_max"] > 0.1  # seconds at 10 fps
 
 
+class _Errors(logging.Handler):
+    """Collect the ERROR lines Ultralytics' LOGGER emits (its handler writes to the stdout of its import time)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord):
+        self.lines.append(record.getMessage().removeprefix("ERROR ❌ "))  # Ultralytics' emoji prefix
+
+
 def patch_sequence(root: Path) -> Path:
     """The moving patches as a MOTChallenge sequence: img1/*.png, gt/gt.txt with the patches' boxes, seqinfo.ini."""
     from utils.mot import write_mot
@@ -175,19 +188,33 @@ def patch_sequence(root: Path) -> Path:
 
 def test_val_track_scores_sequences(weights, tmp_path):
     """val.py --task track on a MOT sequence of the moving patches: one row per sequence, the tracks it saves score
-    the same when read back, and a folder without sequences is one error."""
+    the same when read back and keep the frames' own numbers past a corrupt frame; a sequence without frames is one
+    error and the others are scored; a folder without sequences is one error."""
     import val
     from utils.mot import read_mot
     from utils.track_metrics import gt_heads, score_tracks
 
     seq = patch_sequence(tmp_path / "mot")
+    corrupt = seq / "img1" / "000006.png"
+    corrupt.write_bytes(b"not a png")
+    (tmp_path / "mot" / "nofr" / "gt").mkdir(parents=True)
+    (tmp_path / "mot" / "nofr" / "gt" / "gt.txt").write_text("1,1,10,10,20,20,1,1,1\n")
     argv = ["--task", "track", "--weights", str(weights), "--imgsz", IMGSZ, "--project", str(tmp_path / "runs")]
-    mean = val.main(val.parse_opt([*argv, "--data", str(tmp_path / "mot"), "--min-track-frames", "2"]))
+    errors = _Errors()
+    LOGGER.addHandler(errors)
+    try:
+        mean = val.main(val.parse_opt([*argv, "--data", str(tmp_path / "mot"), "--min-track-frames", "2"]))
+    finally:
+        LOGGER.removeHandler(errors)
     table = pd.read_csv(tmp_path / "runs" / "exp" / "track_results.csv")
     assert table["sequence"].tolist() == ["walk", "mean"] and table["frames"].iloc[0] == FRAMES
+    assert [e.split(":")[0] for e in errors.lines] == [str(tmp_path / "mot" / "nofr"), str(corrupt)], errors.lines
+    assert "no frame folder" in errors.lines[0] and "cannot be read" in errors.lines[1]
     gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
     assert table["unique_gt"].iloc[0] == 5
-    again = score_tracks(gt, read_mot(tmp_path / "runs" / "exp" / "mot" / "walk.txt"), FRAMES)
+    tracks = read_mot(tmp_path / "runs" / "exp" / "mot" / "walk.txt")
+    assert 6 not in set(tracks["frame"]) and FRAMES in set(tracks["frame"])  # frame 7 is still frame 7
+    again = score_tracks(gt, tracks, FRAMES)
     assert again["HOTA"] > 0, "the fixture model must track some patch for this test to mean anything"
     for key in ("HOTA", "MOTA", "IDF1"):  # the untrained model's boxes overlap the patches at IoU < 0.5: HOTA > 0
         assert again[key] == pytest.approx(table[key].iloc[0], abs=1e-3) == pytest.approx(mean[key], abs=1e-3)

@@ -21,7 +21,7 @@ from ultralytics.engine.model import Model
 
 from utils import MAX_DET
 from utils.checkpoint import trusting
-from utils.predictor import CountingPredictor, resolve_conf
+from utils.predictor import ARRAYS, CountingPredictor, resolve_conf
 from utils.track_counting import FrameTracks
 
 
@@ -157,7 +157,7 @@ class HeadCounter:
         """Return the tracking totals so far: unique heads, crossings per line, occupancy and dwell per zone."""
         if self.predictor.tracking is None:
             raise ValueError("summary() totals tracks: create the HeadCounter with track='bytetrack.yaml'")
-        counter = self.predictor.tracking.counters.get("frames")
+        counter = self.predictor.tracking.counters.get(ARRAYS)
         return counter.summary() if counter else {}
 
 

@@ -121,10 +121,11 @@ def as_written(xyxy: np.ndarray) -> np.ndarray:
 
 def seqinfo_frame_rate(frames_dir: str | Path) -> float | None:
     """Return the frameRate of the seqinfo.ini beside a MOTChallenge frame folder (or in it), None when there is none."""
-    import configparser
+    from data.converters.mot import seqinfo  # imported here for the reason read_mot gives
 
-    for ini in (Path(frames_dir).parent / "seqinfo.ini", Path(frames_dir) / "seqinfo.ini"):
-        info = configparser.ConfigParser()
-        if ini.is_file() and info.read(ini) and info.has_option("Sequence", "frameRate"):
-            return info.getfloat("Sequence", "frameRate")
+    for seq in (Path(frames_dir).parent, Path(frames_dir)):
+        try:
+            return float((seqinfo(seq) or {})["framerate"])
+        except (KeyError, ValueError):
+            continue
     return None

@@ -36,6 +36,7 @@ from utils.tracking import VideoTracking
 
 DEFAULT_CONF = 0.25  # used only when the checkpoint stores no calibrated count threshold
 CSV_HEADER = ("source", "frame", "time", "count", "smoothed")  # tracking adds VideoTracking.columns
+ARRAYS = "frames"  # the sequence name of images passed as arrays (the API's successive calls)
 _REMOTE = ("rtsp://", "rtmp://", "tcp://", "http://", "https://")
 
 
@@ -126,26 +127,26 @@ class CountResults(Results):
     def plot(self, line_width: int | None = None, conf: bool = True, labels: bool = True, **kwargs) -> np.ndarray:
         """Return the annotated image; accepts the keyword arguments BasePredictor.write_results passes."""
         b = self.boxes.cpu().numpy()
-        if self.tracks is None:
-            return annotate(
-                self.orig_img,
-                b.xyxy,
-                b.conf,
-                b.cls,
-                self.names,
-                self.style,
-                self.text,
-                self.subtext,
-                line_width,
-                labels,
-                conf,
-            )
+        text, tracked = self.text, self.tracks is not None
         im = annotate(
-            self.orig_img, b.xyxy, b.conf, b.cls, self.names, self.style, line_width=line_width, show_labels=False
+            self.orig_img,
+            b.xyxy,
+            b.conf,
+            b.cls,
+            self.names,
+            self.style,
+            "" if tracked else text,  # tracking draws the count last, over the trails
+            self.subtext,
+            line_width,
+            labels and not tracked,  # tracking labels boxes with their IDs
+            conf,
         )
-        ids = b.id.astype(int) if b.is_track else np.zeros(0, int)
-        draw_tracks(im, b.xyxy, ids, line_width=line_width, **self.tracks)
-        return draw_count(im, self.text, self.subtext)
+        if not tracked:
+            return im
+        draw_tracks(
+            im, b.xyxy, b.id.astype(int) if b.is_track else np.zeros(0, int), line_width=line_width, **self.tracks
+        )
+        return draw_count(im, text, self.subtext)
 
 
 class _OneSummary(logging.Filter):
@@ -246,7 +247,7 @@ class CountingPredictor(DetectionPredictor):
     def setup_source(self, source, stride: int | None = None):
         """Load local files through `ReportingLoader`, everything else through Ultralytics' own loaders."""
         self._reset_run()
-        self._source = str(source) if isinstance(source, (str, Path)) else "frames"  # names a folder of frames
+        self._source = str(source) if isinstance(source, (str, Path)) else ARRAYS  # names a folder of frames
         if is_local_source(source):
             loader = ReportingLoader(
                 source, self.fail, batch=self.args.batch, vid_stride=self.args.vid_stride, channels=3

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from matplotlib.path import Path as Polygon
 
@@ -48,15 +49,9 @@ def parse_points(text: str, flag: str, min_points: int, max_points: int | None =
     pts = np.array(values).reshape(n, 2)
     if flag == "--line" and np.array_equal(pts[0], pts[1]):
         raise ValueError(f"{flag} {text}: the two end points are the same")
-    if flag == "--zone" and abs(_area(pts)) == 0:
+    if flag == "--zone" and cv2.contourArea(pts.astype(np.float32)) == 0:
         raise ValueError(f"{flag} {text}: the polygon has no area")
     return pts
-
-
-def _area(poly: np.ndarray) -> float:
-    """Signed area of a polygon (shoelace)."""
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
 def check_inside_frame(points: np.ndarray, width: int, height: int, what: str) -> None:
@@ -131,28 +126,21 @@ class TrackCounter:
         self._occupancy_sum = np.zeros(len(self.zones))
         self._occupancy_max = np.zeros(len(self.zones), dtype=np.int64)
         self._occupancy_now = np.zeros(len(self.zones), dtype=np.int64)
+        L, Z = len(self.lines), len(self.zones)
+        self._seen = np.zeros(0, np.int64)  # frames each ID was seen in
+        self._side = np.zeros((L, 0), np.int8)  # last strict side of each line, 0 = none yet
+        self._at = np.zeros((L, 0, 2))  # centre when that side was last seen
+        self._inside = np.zeros((Z, 0), np.int64)  # updates spent in each zone
+        self._trail = np.zeros((0, self.trail, 2), np.float32)  # recent centres, oldest first
         self._grow(64)
 
     def _grow(self, capacity: int):
-        """Make the per-ID arrays hold IDs below `capacity`, keeping their contents."""
-        old = getattr(self, "_seen", np.zeros(0, np.int64))
-        n, L, Z = len(old), len(self.lines), len(self.zones)
-        pad = lambda a, shape, axis: np.concatenate([a, np.zeros(shape, a.dtype)], axis)  # noqa: E731
-        if n == 0:
-            self._seen = np.zeros(capacity, np.int64)  # frames each ID was seen in
-            self._last = np.full(capacity, -1, np.int64)  # last update each ID was seen in
-            self._side = np.zeros((L, capacity), np.int8)  # last strict side of each line, 0 = none yet
-            self._at = np.zeros((L, capacity, 2))  # centre when that side was last seen
-            self._inside = np.zeros((Z, capacity), np.int64)  # updates spent in each zone
-            self._trail = np.zeros((capacity, self.trail, 2), np.float32)
-            return
-        extra = capacity - n
-        self._seen = pad(self._seen, extra, 0)
-        self._last = np.concatenate([self._last, np.full(extra, -1, np.int64)])
-        self._side = pad(self._side, (L, extra), 1)
-        self._at = pad(self._at, (L, extra, 2), 1)
-        self._inside = pad(self._inside, (Z, extra), 1)
-        self._trail = pad(self._trail, (extra, self.trail, 2), 0)
+        """Make the per-ID arrays (ID on their `axis`) hold IDs below `capacity`, keeping their contents."""
+        for name, axis in (("_seen", 0), ("_side", 1), ("_at", 1), ("_inside", 1), ("_trail", 0)):
+            a = getattr(self, name)
+            setattr(
+                self, name, np.pad(a, [(0, capacity - a.shape[axis]) if d == axis else (0, 0) for d in range(a.ndim)])
+            )
 
     def update(self, ids: np.ndarray, xyxy: np.ndarray) -> FrameTracks:
         """Add one frame's tracks.
@@ -171,7 +159,6 @@ class TrackCounter:
             self._grow(max(2 * len(self._seen), int(ids.max()) + 1))
         new = self._seen[ids] == 0
         self._seen[ids] += 1
-        self._last[ids] = self.frames
         self._trail[ids[new]] = c[new, None].astype(np.float32)  # a new trail starts as its first point
         self._trail[ids] = np.concatenate([self._trail[ids, 1:], c[:, None].astype(np.float32)], 1)
         self._count_crossings(ids, c)

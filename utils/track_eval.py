@@ -7,7 +7,6 @@ error when lines are given, the per-frame count MAE, and the frames per second o
 
 from __future__ import annotations
 
-import configparser
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +15,11 @@ import numpy as np
 import pandas as pd
 from ultralytics.utils import LOGGER
 
+from data.converters.common import parse_int
+from data.converters.mot import IMAGE_DIRS, image_dir, seqinfo
 from utils.mot import read_mot, write_mot
 from utils.predictor import CountingPredictor
 from utils.track_metrics import TRACK_KEYS, count_errors, count_tracks, gt_heads, score_tracks
-
-IMAGE_DIRS = ("img1", "images", "img", "frames")
 
 
 def find_sequences(root: str | Path) -> list[Path]:
@@ -37,15 +36,14 @@ def find_sequences(root: str | Path) -> list[Path]:
 
 
 def sequence_frames(seq: Path) -> tuple[Path, int]:
-    """Return a sequence's frame folder and its number of frames (seqinfo.ini's seqLength, else the images)."""
-    info = configparser.ConfigParser()
-    info.read(seq / "seqinfo.ini")
-    im_dir = seq / info.get("Sequence", "imDir", fallback="")
-    if not info.has_option("Sequence", "imDir"):
-        im_dir = next((seq / d for d in IMAGE_DIRS if (seq / d).is_dir()), seq / "img1")
-    if not im_dir.is_dir():
-        raise FileNotFoundError(f"{seq}: no frame folder ({im_dir.name}/)")
-    n = info.getint("Sequence", "seqLength", fallback=0) or sum(1 for p in im_dir.iterdir() if p.is_file())
+    """Return a sequence's frame folder (seqinfo.ini's imDir, else img1/, ...) and its number of frames (seqinfo.ini's
+    seqLength, else the highest frame number among the images)."""
+    im_dir = image_dir(seq)
+    if im_dir is None:
+        raise FileNotFoundError(f"{seq}: no frame folder ({', '.join(IMAGE_DIRS)} or seqinfo.ini's imDir)")
+    n = parse_int((seqinfo(seq) or {}).get("seqlength"))
+    if n <= 0:
+        n = max((int(p.stem) for p in im_dir.iterdir() if p.stem.isdigit()), default=0)
     return im_dir, n
 
 
@@ -53,15 +51,17 @@ def track_sequence(predictor: CountingPredictor, frames_dir: Path) -> tuple[pd.D
     """Track through a folder of frames.
 
     Returns:
-        (tuple): Tracks (read_mot columns), the per-frame head counts, and the frames per second.
+        (tuple): Tracks (read_mot columns), (frame, head count) per frame read (M, 2), and the frames per second.
     """
     parts, counts = [], []
     t0 = time.perf_counter()
     for k, r in enumerate(predictor(source=str(frames_dir), stream=True), 1):
         b = r.boxes.cpu().numpy()
-        counts.append(r.count)
+        stem = Path(r.path).stem
+        frame = int(stem) if stem.isdigit() else k  # MOT frames are numbered by name; a skipped bad one leaves a gap
+        counts.append((frame, r.count))
         if b.is_track and len(b):
-            parts.append(np.column_stack([np.full(len(b), k), b.id, b.xyxy, b.conf]))
+            parts.append(np.column_stack([np.full(len(b), frame), b.id, b.xyxy, b.conf]))
     fps = len(counts) / max(time.perf_counter() - t0, 1e-9)
     rows = np.concatenate(parts) if parts else np.zeros((0, 7))
     df = pd.DataFrame(rows, columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"])
@@ -89,7 +89,7 @@ def score_sequence(
         frames (int): Frames in the sequence.
         lines (Sequence[np.ndarray]): Counting lines (2, 2).
         min_track_frames (int): Frames a track must last to count as a unique head.
-        counts (np.ndarray, optional): Per-frame head counts to compare with the visible heads.
+        counts (np.ndarray, optional): (frame, head count) rows (M, 2) to compare with the visible heads.
 
     Returns:
         (dict): TRACK_KEYS, `count_errors`' keys and, with counts, count_mae.
@@ -99,8 +99,9 @@ def score_sequence(
     truth["unique_heads"] = count_tracks(visible, frames, (), min_track_frames)["unique_heads"]
     row = {**score_tracks(gt, pred, frames), **count_errors(truth, count_tracks(pred, frames, lines, min_track_frames))}
     if counts is not None:
-        per_frame = np.bincount(visible["frame"].to_numpy(), minlength=frames + 1)[1 : frames + 1]
-        row["count_mae"] = float(np.abs(np.asarray(counts)[:frames] - per_frame[: len(counts)]).mean())
+        frame, n = np.asarray(counts, dtype=np.int64).reshape(-1, 2).T
+        truth = np.bincount(visible["frame"].to_numpy(), minlength=max(frames, frame.max(initial=0)) + 1)
+        row["count_mae"] = float(np.abs(n - truth[frame]).mean()) if len(n) else float("nan")
     return row
 
 
@@ -134,8 +135,13 @@ def evaluate_tracking(
     )
     rows = []
     for seq in sequences:
-        frames_dir, n = sequence_frames(seq)
-        gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
+        try:  # a broken sequence is reported in one line and the others are still scored
+            frames_dir, n = sequence_frames(seq)
+            gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
+        except (OSError, ValueError) as e:
+            msg = str(e).splitlines()[0]
+            LOGGER.error(msg if str(seq) in msg else f"{seq}: {msg}")
+            continue
         pred, counts, fps = track_sequence(predictor, frames_dir)
         row = {"sequence": seq.name, "frames": n, **score_sequence(gt, pred, n, lines, min_track_frames, counts)}
         row["fps"] = fps
@@ -149,6 +155,8 @@ def evaluate_tracking(
                 pred["conf"].to_numpy(),
             )
         LOGGER.info(_line(row))
+    if not rows:
+        raise ValueError(f"{root}: no sequence could be scored (see the errors above)")
     table = pd.DataFrame(rows)
     mean = table.drop(columns="sequence").mean(numeric_only=True)
     table = pd.concat([table, pd.DataFrame([{"sequence": "mean", **mean.to_dict()}])], ignore_index=True)

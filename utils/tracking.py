@@ -114,7 +114,6 @@ class VideoTracking:
         self.counters: dict[str, TrackCounter] = {}
         self.summaries: dict[str, dict] = {}
         self._slots: dict[int, str] = {}  # tracker slot (stream index, else 0) → the sequence it is tracking
-        self._checked: set[str] = set()
         predictor.add_callback("on_predict_postprocess_end", self._start_sequences)
         register_tracker(predictor, persist=True)
         predictor.add_callback("on_predict_start", self._batch_trackers)  # after Ultralytics' creates the trackers

@@ -120,12 +120,12 @@ def find_sequences(src: Path) -> dict[str, list[Path]]:
     if not src.is_dir():
         raise DatasetLayoutError(f"{src}: not a folder; {MOT_LAYOUT}")
     splits = {p.name.lower(): p for p in sorted(src.iterdir()) if p.is_dir() and p.name.lower() in SPLIT_DIRS}
-    seqs = {s: [q for q in sorted(p.iterdir()) if q.is_dir() and _image_dir(q)] for s, p in splits.items()}
+    seqs = {s: [q for q in sorted(p.iterdir()) if q.is_dir() and image_dir(q)] for s, p in splits.items()}
     seqs = {s: v for s, v in seqs.items() if v}
     if not seqs:
         hint = (
             " (it looks like one split or sequence: pass its parent)"
-            if _image_dir(src) or any(_image_dir(q) for q in src.iterdir() if q.is_dir())
+            if image_dir(src) or any(image_dir(q) for q in src.iterdir() if q.is_dir())
             else ""
         )
         raise DatasetLayoutError(f"{src}: no train/ or test/ folder with sequences{hint}; {MOT_LAYOUT}")
@@ -255,14 +255,14 @@ def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -
     data.lines = np.concatenate([data.lines, df["line"].to_numpy()[found].astype(np.int64)])
 
 
-def _image_dir(seq: Path) -> Path | None:
+def image_dir(seq: Path) -> Path | None:
     """The frames folder of a sequence: seqinfo.ini's imDir, else the first of IMAGE_DIRS that exists."""
-    info = _seqinfo(seq)
+    info = seqinfo(seq)
     names = ([info["imdir"]] if info and info.get("imdir") else []) + list(IMAGE_DIRS)
     return next((seq / n for n in names if (seq / n).is_dir()), None)
 
 
-def _seqinfo(seq: Path) -> dict[str, str] | None:
+def seqinfo(seq: Path) -> dict[str, str] | None:
     """[Sequence] of seqinfo.ini with lower-case keys, or None when absent or unreadable."""
     parser = configparser.ConfigParser()
     try:
@@ -274,7 +274,7 @@ def _seqinfo(seq: Path) -> dict[str, str] | None:
 
 def _frames(seq: Path, report: Report) -> tuple[Path, dict[int, Path]]:
     """Frames folder and frame number -> image for a sequence; files not named by a number are reported."""
-    img_dir = _image_dir(seq)
+    img_dir = image_dir(seq)
     files = [p for p in img_dir.iterdir() if p.suffix[1:].lower() in IMG_FORMATS]
     frames = {int(p.stem): p for p in files if p.stem.isdigit()}
     if len(frames) < len(files):
@@ -285,7 +285,7 @@ def _frames(seq: Path, report: Report) -> tuple[Path, dict[int, Path]]:
 def _frame_size(seq: Path, size: tuple[int, int], report: Report) -> tuple[int, int]:
     """Real frame size (of the first readable frame), checked against seqinfo.ini (reported if absent or different)."""
     w, h = size
-    info = _seqinfo(seq)
+    info = seqinfo(seq)
     if info is None:
         report.warn(seq / "seqinfo.ini", f"missing or unreadable: frame size {w}x{h} read from the first frame")
         return w, h
@@ -321,4 +321,3 @@ def _check_layout(xyxy: np.ndarray, w: int, h: int, gt: Path) -> None:
 def _outside(xyxy: np.ndarray, w: int, h: int) -> int:
     """Number of boxes entirely outside a w x h frame."""
     return int(((xyxy[:, 0] >= w) | (xyxy[:, 1] >= h) | (xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0)).sum())
-
