@@ -145,9 +145,14 @@ def loss_settings(args: dict) -> str:
     """The loss settings a row was trained with, for the results table (defaults included: they may change)."""
     from utils.trainer import head_of, loss_defaults
 
-    args = {**loss_defaults(), **args}  # runs from before a key existed trained with its default
-    free = head_of(args["model"]) == "free"
-    keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance"] if free else ["loss", "fl_obj"]
+    head = head_of(args["model"])
+    args = {**loss_defaults(head), **args}  # runs from before a key existed trained with its default
+    free = head == "free"
+    keys = (
+        ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance"]
+        if free
+        else ["loss", "fl_obj", "mfl_mask", "mfl_quality"]
+    )
     keys += ["fl_gamma", "mfl_target"] if args["loss"] != "bce" else []
     return " ".join(f"{k}={args[k]}" for k in keys)
 

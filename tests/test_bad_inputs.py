@@ -78,7 +78,9 @@ def test_broken_voc_corpus(broken_voc: Path, tmp_path: Path, capsys):
     assert "skipped items: 6" in printed
     assert "extra.jpg" in printed and "are in no split list or have no annotation" in printed
     converted = sorted(p.name for p in (out / "labels/train").iterdir())
-    assert converted == [f"{s}.txt" for s in ("PartA_00001", "PartA_00002", "PartA_00013", "PartA_00021", "PartA_00022")]
+    assert converted == [
+        f"{s}.txt" for s in ("PartA_00001", "PartA_00002", "PartA_00013", "PartA_00021", "PartA_00022")
+    ]
     np.testing.assert_allclose(labels(out, "train", "PartA_00021.txt"), [[0, 0.1, 0.125, 0.2, 0.25]], atol=1e-6)
     linked = out / "images/train/PartA_00013.jpg"
     assert linked.is_symlink()
@@ -120,8 +122,11 @@ def test_test_only_release_converts_and_val_reports(tmp_path: Path):
     assert len(counts) == 1 + 4  # header + the 4 test images
     assert np.isfinite(metrics["metrics/MAE(count)"]) and np.isfinite(metrics["metrics/RMSE(count)"])
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "--data", str(out / "data.yaml")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [sys.executable, str(ROOT / "train.py"), "--data", str(out / "data.yaml"), "--project", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
@@ -182,9 +187,24 @@ def test_heic_photos_convert_and_count(tmp_path: Path):
     assert list(report.counts["train"]) == [1] and not report.skipped
     weights = untrained_checkpoint(tmp_path / "w.pt", str(ROOT / "models" / "yolov5n-mfl.yaml"))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "detect.py"), "--weights", str(weights), "--source",
-         str(root / "JPEGImages/IMG_0001.heic"), "--imgsz", "96", "--project", str(tmp_path / "det"), "--name", "exp"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "detect.py"),
+            "--weights",
+            str(weights),
+            "--source",
+            str(root / "JPEGImages/IMG_0001.heic"),
+            "--imgsz",
+            "96",
+            "--project",
+            str(tmp_path / "det"),
+            "--name",
+            "exp",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = (tmp_path / "det/exp/counts.csv").read_text().splitlines()
@@ -238,7 +258,10 @@ def test_stream_that_never_answers(tmp_path: Path):
         proc = subprocess.run(
             [sys.executable, str(ROOT / "detect.py"), "--weights", str(weights), "--source", url, "--imgsz", "96"]
             + ["--project", str(tmp_path / "det")],
-            capture_output=True, text=True, cwd=ROOT, timeout=120,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
         )
     finally:
         stop.set()

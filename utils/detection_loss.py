@@ -12,6 +12,7 @@ from utils.loss import focal_loss, heatmap_focal_loss, mask_focal_loss
 from utils.targets import build_heatmap_targets
 
 OBJ_LOSSES = ("bce", "focal", "heatmap", "mfl")
+MASK_RULES = ("box", "fg")
 _NEIGHBOURS = torch.tensor(
     [[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], dtype=torch.float32
 )  # centre, left, up, right, down
@@ -21,12 +22,18 @@ class YOLOv5Loss:
     """Box (CIoU) and class (BCE) losses on YOLOv5's matched positives, plus an objectness loss over every cell.
 
     Objectness (`loss`):
-        - "bce": stock YOLOv5, BCE towards the IoU at matched cells, level balance 4.0 / 1.0 / 0.4.
+        - "bce": stock YOLOv5, BCE towards the IoU at matched cells, per-cell mean, level balance 4.0 / 1.0 / 0.4
+          (P2 models: 4.0 / 1.0 / 0.25 / 0.06) and gain `obj` × (imgsz / 640)² × 3 / nl, as YOLOv5's train.py sets it.
         - "focal": L_f (Eq. 2) with the matched cells as the binary positives.
         - "heatmap": L_h (Eq. 3) on Gaussian heatmaps of the boxes YOLOv5's anchor rule assigns to each level/anchor.
         - "mfl": L_m^P1 (Eq. 7; L_m, Eq. 6, with `mfl_poly=False`) on the same heatmaps and box masks; with
           `mfl_target="binary"` the heatmap is 1 over the whole mask (Section IV-D, binary-feature-map detectors).
     The focal family is normalised by N = the number of ground-truth heads in the batch, as in the paper.
+
+    The mask of L_m (`mfl_mask`): "box", every cell inside a box on each anchor its size passes (the paper's reading),
+    or "fg", only the matched cells, the ones whose boxes are trained and so can land on the head. `mfl_quality`
+    multiplies the target by the matched cell's detached CIoU, the value the BCE objectness regresses to, so a cell
+    whose box misses the head is not trained to a high score (0 outside the matched cells).
 
     Examples:
         >>> criterion = YOLOv5Loss.from_model(model)
@@ -43,12 +50,15 @@ class YOLOv5Loss:
         obj: float = 1.0,
         fl_obj: float = 0.02,
         anchor_t: float = 4.0,
+        imgsz: int = 640,
         fl_alpha: float = 0.25,
         fl_gamma: float = 2.0,
         mfl_beta: float = 0.5,
         hm_beta: float = 4.0,
         mfl_poly: bool = True,
         mfl_target: str = "gaussian",
+        mfl_mask: str = "box",
+        mfl_quality: bool = False,
         hm_eta: float = 1.0,
         hm_eps: float = 6.0,
     ):
@@ -57,15 +67,19 @@ class YOLOv5Loss:
             raise ValueError(f"unknown objectness loss '{loss}', choose one of {', '.join(OBJ_LOSSES)}")
         if mfl_target not in {"gaussian", "binary"}:
             raise ValueError(f"mfl_target must be 'gaussian' or 'binary', got '{mfl_target}'")
+        if mfl_mask not in MASK_RULES:
+            raise ValueError(f"mfl_mask must be one of {', '.join(MASK_RULES)}, got '{mfl_mask}'")
         self.nc, self.nl, self.na = head.nc, head.nl, head.na
         self.stride = head.stride.detach().clone()
         self.anchors = head.anchors.detach() / self.stride.view(-1, 1, 1)  # grid units
-        self.balance = [4.0, 1.0, 0.4] if self.nl == 3 else [4.0, 4.0, 1.0, 0.4][: self.nl]
+        self.balance = [4.0, 1.0, 0.4] if self.nl == 3 else [4.0, 1.0, 0.25, 0.06, 0.02][: self.nl]
         self.kind, self.anchor_t = loss, anchor_t
+        obj = obj * (imgsz / 640) ** 2  # YOLOv5 scales the objectness gain to the image size
         self.gain = {"box": box * 3 / self.nl, "cls": cls * self.nc / 80 * 3 / self.nl, "obj": obj * 3 / self.nl}
         self.fl_obj = fl_obj
         self.fl = {"alpha": fl_alpha, "gamma": fl_gamma}
         self.mfl_beta, self.hm_beta, self.mfl_poly, self.binary = mfl_beta, hm_beta, mfl_poly, mfl_target == "binary"
+        self.mfl_mask, self.mfl_quality = mfl_mask, mfl_quality
         self.hm_eta, self.hm_eps = hm_eta, hm_eps
 
     @classmethod
@@ -121,11 +135,25 @@ class YOLOv5Loss:
         heatmap, mask = self._heatmap(assigned, i, logits.shape, img_hw)
         if self.kind == "heatmap":
             return self.fl_obj * heatmap_focal_loss(logits, heatmap, beta=self.hm_beta, num_objects=n_obj, **self.fl)
-        if self.binary:
-            heatmap = mask.float()
+        heatmap, mask = self._mfl_targets(heatmap, mask, cells, iou)
         return self.fl_obj * mask_focal_loss(
             logits, heatmap, mask, beta=self.mfl_beta, poly=self.mfl_poly, num_objects=n_obj, **self.fl
         )
+
+    @torch.no_grad()
+    def _mfl_targets(self, heatmap, mask, cells, iou) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target p and mask of L_m under the configured mask rule, target kind and quality scaling."""
+        matched = torch.zeros_like(mask)
+        matched[cells] = True
+        if self.mfl_mask == "fg":
+            mask = matched
+        if self.binary:
+            heatmap = mask.float()
+        if self.mfl_quality:
+            quality = torch.zeros_like(heatmap)
+            quality[cells] = iou.detach().float().clamp(0)
+            heatmap = heatmap * quality
+        return heatmap * mask, mask
 
     @torch.no_grad()
     def _heatmap(self, assigned, i, shape, img_hw) -> tuple[torch.Tensor, torch.Tensor]:

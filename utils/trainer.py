@@ -109,12 +109,18 @@ class CountingTrainerMixin:
         return super().save_model()
 
 
-def loss_defaults() -> dict[str, Any]:
-    """Every loss key of both heads with its default, for the keys Ultralytics' configuration lacks."""
+def loss_defaults(head: str = "anchor") -> dict[str, Any]:
+    """Every loss key of both heads, for the keys Ultralytics' configuration lacks; `head`'s defaults win shared keys.
+
+    Args:
+        head (str): "anchor" or "free" (see `head_of`): the heads share key names (mfl_mask, mfl_quality) whose
+            defaults differ.
+    """
     from utils.anchor_free_loss import DEFAULTS
     from utils.detection_loss import YOLOv5Loss
 
-    return {**YOLOv5Loss.__init__.__kwdefaults__, **DEFAULTS}
+    anchor = YOLOv5Loss.__init__.__kwdefaults__
+    return {**DEFAULTS, **anchor} if head == "anchor" else {**anchor, **DEFAULTS}
 
 
 def head_of(model: str | Path) -> str:
@@ -163,9 +169,10 @@ class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
             "amp": amp_mode(),
             "noautoanchor": False,  # YOLOv5's flag: skip the anchor check of the anchor head
         }
-        base.update({k: v for k, v in loss_defaults().items() if k not in base})  # so every loss key exists
         model = (overrides or {}).get("model") or base["model"]
-        base.update(YAML.load(hyp or HYPS["anchor" if (overrides or {}).get("resume") else head_of(model)]))
+        head = "anchor" if (overrides or {}).get("resume") else head_of(model)
+        base.update({k: v for k, v in loss_defaults(head).items() if k not in base})  # so every loss key exists
+        base.update(YAML.load(hyp or HYPS[head]))
         provide_fonts()  # plots and dataset checks would otherwise download Arial.ttf
         super().__init__(cfg=base, overrides=overrides, _callbacks=_callbacks)
 
