@@ -3,7 +3,8 @@
 For each checkpoint, on the images of a split and at the checkpoint's stored count threshold (or --conf), every
 detection is assigned to the ground-truth heads whose centre lies within σ_l (half the box diagonal) of its own centre.
 Reported: detections per head, heads found once, heads found twice or more (duplicates), heads missed, detections on
-no head, and the median size ratio of detections to the head they sit on.
+no head, the median size ratio of detections to the head they sit on, and the median IoU between two detections of
+the same head (below the NMS IoU, NMS cannot merge them).
 
 Usage:
     python bench/count_diagnostics.py --weights runs/bench_u512/stock/weights/best.pt runs/bench_u512/free-mfl/weights/best.pt \
@@ -19,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,7 +52,19 @@ def diagnose(det_xyxy: np.ndarray, gt_xyxy: np.ndarray) -> dict[str, float]:
         "missed": int((per_head == 0).sum()),
         "on_no_head": int((~on_head).sum()),
         "size_ratios": (np.sqrt(wh.prod(1)) / np.sqrt(gwh.prod(1))).tolist(),
+        "duplicate_ious": duplicate_ious(det_xyxy, hits).tolist(),
     }
+
+
+def duplicate_ious(det_xyxy: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """IoU of every pair of detections that sit on a common head."""
+    from ultralytics.utils.metrics import box_iou
+
+    same_head = np.triu(hits.astype(np.int64) @ hits.T.astype(np.int64) > 0, k=1)
+    if not same_head.any():
+        return np.zeros(0)
+    boxes = torch.from_numpy(det_xyxy).float()
+    return box_iou(boxes, boxes).numpy()[same_head]
 
 
 def run(weights: str, images: list[Path], labels: list[Path], imgsz: int, conf: float | None) -> dict[str, float]:
@@ -78,6 +92,7 @@ def run(weights: str, images: list[Path], labels: list[Path], imgsz: int, conf: 
         "missed": sum(r["missed"] for r in rows) / max(heads, 1),
         "det_on_no_head": sum(r["on_no_head"] for r in rows) / max(dets, 1),
         "median_size_ratio": float(np.median(sum((r["size_ratios"] for r in rows), []) or [np.nan])),
+        "median_duplicate_iou": float(np.median(sum((r["duplicate_ious"] for r in rows), []) or [np.nan])),
     }
 
 
@@ -86,7 +101,9 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
     from ultralytics.data.utils import check_det_dataset, img2label_paths
 
     split = Path(check_det_dataset(resolve_data(opt.data))[opt.split])
-    images = sorted(p for p in split.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[: opt.max_images or None]
+    images = sorted(p for p in split.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[
+        : opt.max_images or None
+    ]
     labels = [Path(p) for p in img2label_paths([str(p) for p in images])]
     table = pd.DataFrame([run(w, images, labels, opt.imgsz, opt.conf) for w in opt.weights])
     print(f"{len(images)} images of {split}")

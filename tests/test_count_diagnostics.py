@@ -19,8 +19,9 @@ def test_found_once_duplicated_missed_and_stray():
     assert (d["heads"], d["detections"]) == (3, 4)
     assert (d["found_once"], d["duplicated"], d["missed"], d["on_no_head"]) == (1, 1, 1, 1)
     np.testing.assert_allclose(sorted(d["size_ratios"]), [0.8, 1.0, 2.0])
+    np.testing.assert_allclose(d["duplicate_ious"], [128 / 528], rtol=1e-6)  # A's pair: 8x16 px shared of 400 + 256
 
 
 def test_no_detections():
     d = diagnose(np.zeros((0, 4)), np.array([[0, 0, 10, 10.0]]))
-    assert (d["missed"], d["on_no_head"], d["size_ratios"]) == (1, 0, [])
+    assert (d["missed"], d["on_no_head"], d["size_ratios"], d["duplicate_ious"]) == (1, 0, [], [])
