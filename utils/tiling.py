@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 import torch
-from ultralytics.utils import nms, ops
+from ultralytics.utils import ops
+from utils.nms import topk_nms
 
 
 def _starts(size: int, tile: int, overlap: int) -> np.ndarray:
@@ -135,6 +136,6 @@ def merge_tiles(
     preds[:, 4:] *= (~cut).unsqueeze(1)  # zero scores fall below any threshold
     preds[:, :2] += windows[:, :2, None].to(preds)  # tile to image pixels
     merged = preds.permute(1, 0, 2).reshape(1, preds.shape[1], -1)  # (1, 4 + nc, T * A)
-    det = nms.non_max_suppression(merged, conf, iou, classes, agnostic, max_det=max_det)[0]
+    det = topk_nms(merged, conf, iou, classes=classes, agnostic=agnostic, max_det=max_det)[0]  # no time limit
     det[:, :4] = ops.clip_boxes(det[:, :4], image_hw)
     return det

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from ultralytics.trackers.track import register_tracker

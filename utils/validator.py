@@ -24,12 +24,13 @@ import torch
 import torch.distributed as dist
 from ultralytics.data.utils import img2label_paths
 from ultralytics.models.yolo.detect import DetectionValidator
-from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, RANK, colorstr, nms, ops
+from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, RANK, colorstr, ops
 from ultralytics.utils.metrics import DetMetrics
 
 from utils import MAX_DET
 from utils.checkpoint import read_count_conf
 from utils.counting import CountingEvaluator, CountReport
+from utils.nms import topk_nms
 from utils.offline import provide_fonts
 from utils.peaks import head_strides, level_shapes, peak_filter
 from utils.plots import (
@@ -190,7 +191,8 @@ class CountingValidator(DetectionValidator):
         return batch
 
     def postprocess(self, preds: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """The peak filter (when on and the model's level strides are known), then Ultralytics' NMS with no time limit.
+        """The peak filter (when on and the model's level strides are known), then Ultralytics' NMS with no time limit
+        on the best candidates first (`utils.nms.topk_nms`: the same boxes, far fewer comparisons).
 
         Its default budget (2 s + 0.05 s per image and batch) silently returns no boxes for the rest of the batch
         once spent; dense crowds at the mAP confidence of 0.001 on a CPU spend it routinely (323 of 400 SCUT-Head
@@ -199,7 +201,7 @@ class CountingValidator(DetectionValidator):
         if self._strides is not None:
             preds = preds[0] if isinstance(preds, (list, tuple)) else preds
             preds = peak_filter(preds, level_shapes(self._input_hw, self._strides, preds.shape[-1]))
-        outputs = nms.non_max_suppression(
+        outputs = topk_nms(
             preds,
             self.args.conf,
             self.args.iou,
@@ -207,7 +209,6 @@ class CountingValidator(DetectionValidator):
             multi_label=True,
             agnostic=self.args.single_cls or self.args.agnostic_nms,
             max_det=self.args.max_det,
-            max_time_img=float("inf"),
         )
         return [{"bboxes": x[:, :4], "conf": x[:, 4], "cls": x[:, 5], "extra": x[:, 6:]} for x in outputs]
 
