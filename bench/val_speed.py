@@ -97,6 +97,18 @@ def wrap_nms(timers: Timers, lift_limit: bool) -> None:
     nms.non_max_suppression = timed  # DetectionValidator.postprocess calls it through the module
 
 
+def full_nms() -> None:
+    """Make val.py run Ultralytics' NMS on every candidate at once, as before utils/nms.py's top-k first pass."""
+    from ultralytics.utils import nms
+
+    import utils.validator
+
+    def full(prediction, conf, iou, **kwargs):
+        return nms.non_max_suppression(prediction, conf, iou, max_nms=10**9, max_time_img=1e6, **kwargs)
+
+    utils.validator.topk_nms = full
+
+
 def instrument(threads: int | None, lift_limit: bool) -> Timers:
     """Wrap the counting methods, NMS (and the threads val.py sets, if `threads` is given); return the timers."""
     from ultralytics.models.yolo.detect import DetectionValidator
@@ -125,7 +137,7 @@ def instrument(threads: int | None, lift_limit: bool) -> Timers:
     return timers
 
 
-def report(timers: Timers, wall: float, import_s: float, data: str, lifted: bool) -> str:
+def report(timers: Timers, wall: float, import_s: float, data: str, lifted: bool, full: bool) -> str:
     """The markdown table of counting times against val.py's total."""
     t, n = timers.total, timers.calls
     v = timers.validator
@@ -183,6 +195,7 @@ def report(timers: Timers, wall: float, import_s: float, data: str, lifted: bool
         f"{sp['inference']:.1f}, postprocess (NMS) {sp['postprocess']:.1f}\n"
         f"- detections per image after NMS (conf >= {v.args.conf}): mean {np.mean(dets):.0f}, max {max(dets)}; "
         f"GT heads per image: mean {np.mean(gts):.1f}, max {max(gts)}\n"
+        f"- NMS: {'every candidate at once (--full-nms)' if full else 'the best 3 x max_det candidates first (utils/nms.py)'}\n"
         f"- NMS batches past Ultralytics' time limit ({limit}): {n['nms over limit']} of {n['nms']}; images with no "
         f"detection: {sum(d == 0 for d in dets)} of {len(dets)}\n"
         f"- `import val` before main(): {import_s:.2f} s; torch threads during validation: {v._bench_threads}\n"
@@ -206,6 +219,8 @@ def main(opt: argparse.Namespace) -> None:
         return get_stats(v)
 
     CountingValidator.get_stats = note_threads
+    if opt.full_nms:
+        full_nms()
     data = opt.data or default_data(opt.images)
     print(machine_header(torch.device("cpu" if opt.device in {"", "cpu"} else f"cuda:{opt.device}")))
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,7 +235,7 @@ def main(opt: argparse.Namespace) -> None:
         wall = time.perf_counter() - t
         shown = " ".join("<weights>" if a == weights else "<tmp>" if a == tmp else a for a in args)
     print(f"- val.py arguments: `{shown}`\n")
-    print(report(timers, wall, import_s, Path(data).name, opt.nms_no_time_limit))
+    print(report(timers, wall, import_s, Path(data).name, opt.nms_no_time_limit, opt.full_nms))
 
 
 def parse_opt() -> argparse.Namespace:
@@ -239,6 +254,11 @@ def parse_opt() -> argparse.Namespace:
         action="store_true",
         help="lift Ultralytics' NMS time limit (not val.py's "
         "behaviour: shows what full NMS costs when val.py's batches run past it)",
+    )
+    p.add_argument(
+        "--full-nms",
+        action="store_true",
+        help="NMS on every candidate at once instead of utils/nms.py's top-k first pass (same boxes), to time it",
     )
     return p.parse_args()
 
