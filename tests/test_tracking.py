@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 from ultralytics.utils import LOGGER
@@ -158,6 +159,31 @@ def test_api_tracks_a_stream_of_frames(weights, runs):
         assert (r.count, len(r.ids), r.tracks.unique) == tuple(rows[["count", "tracked", "unique"]].iloc[k])
     assert counter.summary()["lines"][0]["in"] == rows["line1_in"].iloc[-1]
     assert counter.summary()["zones"][0]["dwell_s_max"] > 0.1  # seconds at 10 fps
+
+
+def test_frame_without_confirmed_tracks_draws_and_saves_no_boxes():
+    """Ultralytics leaves a frame's raw detections when no track is confirmed (a crowd appearing starts unconfirmed
+    tracks): that frame keeps its count but shows and saves no box, as every tracked frame shows only its tracks."""
+    from utils.predictor import CountResults
+    from utils.tracking import VideoTracking
+
+    tracking = object.__new__(VideoTracking)  # its counting step alone, without a predictor
+    tracking.lines, tracking.zones = [], []
+    tracking.counters = {"walk": TrackCounter([], [], 2, 0.1, 20)}
+    im = np.full((H, W, 3), 40, np.uint8)
+    r = CountResults(im, path="walk", names={0: "head"}, boxes=torch.tensor([[10.0, 10, 34, 34, 0.9, 0]]))
+    r.count = 1
+    frame, _, values = tracking.count("walk", r)
+    assert (frame, values, r.count) == (1, (0, 0), 1)
+    assert len(r.boxes) == 0 and r.boxes.is_track
+    assert np.array_equal(r.plot(), draw_count_only(im, r))
+
+
+def draw_count_only(im: np.ndarray, r) -> np.ndarray:
+    """The overlay of a frame with no box: the count text alone."""
+    from utils.overlay import draw_count
+
+    return draw_count(im.copy(), r.text, r.subtext)
 
 
 class _Errors(logging.Handler):

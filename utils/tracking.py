@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from ultralytics.trackers.track import register_tracker
 from ultralytics.utils import LOGGER, YAML
 from ultralytics.utils.checks import check_yaml
@@ -158,6 +159,8 @@ class VideoTracking:
             (tuple): Frame number in the sequence (from 1), its time in seconds, and the values of `columns`.
         """
         b = result.boxes.cpu().numpy()
+        if not b.is_track:  # no confirmed track: Ultralytics leaves the raw detections, which would be drawn and saved
+            result.update(boxes=torch.zeros((0, 7), device=result.boxes.data.device))
         ids = b.id.astype(np.int64) if b.is_track else np.zeros(0, np.int64)
         counter = self.counters[key]
         f = counter.update(ids, b.xyxy[: len(ids)])
