@@ -58,7 +58,8 @@ def _train(data: str, project, name: str, **overrides) -> MFLTrainer:
 def test_each_loss_trains_and_writes_weights(tiny_data, tmp_path, loss):
     """Each objectness loss runs end to end: the training loss falls and last.pt/best.pt are written."""
     kind, _, target = loss.partition("-")
-    trainer = _train(tiny_data, tmp_path, loss, loss=kind, mfl_target=target or "gaussian")
+    gain = {"obj": (640 / 128) ** 2} if kind == "bce" else {}  # YOLOv5 scales obj by (imgsz / 640)²: 1/25 here
+    trainer = _train(tiny_data, tmp_path, loss, loss=kind, mfl_target=target or "gaussian", **gain)
     df = pd.read_csv(trainer.save_dir / "results.csv")
     assert "train/cls_loss" not in df.columns  # one class: no class term, no column of zeros
     total = df["train/box_loss"] + df["train/obj_loss"]
