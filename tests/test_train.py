@@ -161,8 +161,13 @@ def test_missing_data_yaml_is_a_one_line_error(tmp_path):
     import sys
 
     missing = tmp_path / "nosuch.yaml"
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(missing)], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--data", str(missing)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         f"ERROR: --data {missing}: no such file (give a data YAML, or 'synthetic' for the built-in set)"
