@@ -63,7 +63,7 @@ def test_training_uses_ultralytics_recipe_and_learns(trained):
     ckpt, _ = torch_safe_load(str(trained.best))
     model = ckpt["model"]
     assert type(model) is AnchorFreeDetectionModel
-    assert model.args["loss"] == "mfl" and (model.args["mfl_mask"], model.args["mfl_quality"]) == ("fg", True)
+    assert model.args["loss"] == "mfl" and (model.args["mfl_mask"], model.args["mfl_quality"]) == ("fg", False)
     conf = read_count_conf(trained.best)
     assert conf is not None and 0.0 < conf < 1.0
 

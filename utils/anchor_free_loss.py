@@ -27,7 +27,7 @@ DEFAULTS = dict(  # the loss keys this head reads from the training configuratio
     mfl_poly=True,
     mfl_target="gaussian",
     mfl_mask="fg",
-    mfl_quality=True,
+    mfl_quality=False,
     fl_balance=False,
     hm_beta=4.0,
     hm_eta=1.0,
@@ -51,10 +51,11 @@ class AnchorFreeLoss(v8DetectionLoss):
         - "level": the points inside a box on the levels where TAL gives that box positives.
         - "fg": TAL's positives only (default).
     `fl_balance=True` scales the points outside the mask by 1 - α instead of α (RetinaNet's balance).
-    `mfl_quality=True` (default) multiplies the target by TAL's soft label (the IoU-aware score the BCE term regresses
-    to), so a point whose box is poor is not trained to a high score. The defaults (fg, quality, fl_cls 5) are the
-    best of the variants measured in BENCHMARKS.md; without quality the score map is diffuse and half the heads are
-    missed.
+    `mfl_quality=True` multiplies the target by TAL's soft label (the IoU-aware score the BCE term regresses to). The
+    defaults (fg mask, plain Gaussian target, fl_cls 5) are the best of the variants measured in BENCHMARKS.md: on
+    the mask of TAL's positives the Gaussian alone counted better than with the quality factor, which lowers the
+    targets of small heads (their boxes lose more IoU per pixel) and undercounts the densest images. On the wider
+    masks (`level`, `box`) the plain Gaussian leaves the score map diffuse.
 
     Examples:
         >>> criterion = AnchorFreeLoss(model)  # model.args holds `loss`, `fl_*`, `mfl_*`, `hm_*`, box, cls, dfl
