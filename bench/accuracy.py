@@ -148,12 +148,12 @@ def loss_settings(args: dict) -> str:
     head = head_of(args["model"])
     args = {**loss_defaults(head), **args}  # runs from before a key existed trained with its default
     free = head == "free"
-    keys = (
-        ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance"]
-        if free
-        else ["loss", "fl_obj", "mfl_mask", "mfl_quality"]
-    )
-    keys += ["fl_gamma", "mfl_target"] if args["loss"] != "bce" else []
+    if args["loss"] == "bce":  # the focal-family keys do not touch it
+        keys = ["loss", "cls" if free else "obj"]
+    elif free:
+        keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance", "fl_gamma", "mfl_target"]
+    else:
+        keys = ["loss", "fl_obj", "mfl_mask", "mfl_quality", "fl_gamma", "mfl_target"]
     return " ".join(f"{k}={args[k]}" for k in keys)
 
 

@@ -143,10 +143,9 @@ class YOLOv5Loss:
     @torch.no_grad()
     def _mfl_targets(self, heatmap, mask, cells, iou) -> tuple[torch.Tensor, torch.Tensor]:
         """Target p and mask of L_m under the configured mask rule, target kind and quality scaling."""
-        matched = torch.zeros_like(mask)
-        matched[cells] = True
         if self.mfl_mask == "fg":
-            mask = matched
+            mask = torch.zeros_like(mask)
+            mask[cells] = True
         if self.binary:
             heatmap = mask.float()
         if self.mfl_quality:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 from ultralytics.utils import ops
+
 from utils.nms import topk_nms
 
 

@@ -192,7 +192,7 @@ class CountingValidator(DetectionValidator):
 
     def postprocess(self, preds: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """The peak filter (when on and the model's level strides are known), then Ultralytics' NMS with no time limit
-        on the best candidates first (`utils.nms.topk_nms`: the same boxes, far fewer comparisons).
+        on the best candidates first (`utils.nms.topk_nms`: the same boxes, fewer comparisons).
 
         Its default budget (2 s + 0.05 s per image and batch) silently returns no boxes for the rest of the batch
         once spent; dense crowds at the mAP confidence of 0.001 on a CPU spend it routinely (323 of 400 SCUT-Head
