@@ -96,14 +96,7 @@ def parse_opt(args: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", default=str(ROOT / "models" / "yolov5-mfl.yaml"), help="model YAML of the anchor head")
     p.add_argument("--imgsz", type=int, default=512)
-    p.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        type=parse_override,
-        metavar="KEY=VALUE",
-        help="one loss setting instead of the table's",
-    )
+    p.add_argument("--set", nargs="*", default=[], type=parse_override, help="KEY=VALUE ...: one loss setting")
     return p.parse_args(args)
 
 
