@@ -1,9 +1,13 @@
 """Train a YOLOv5 head counter whose objectness is learned by Mask Focal Loss.
 
+The default model is the anchor-free YOLOv5u head with MFL (models/yolov5nu-mfl.yaml), the one that counts best in
+BENCHMARKS.md; the paper's YOLOv5 anchor head is `--cfg models/yolov5n-mfl.yaml` (any scale, same flags).
+
 Usage:
-    python train.py                                   # built-in synthetic crowd set, a few minutes on a CPU
-    python train.py --data data/scut_head_a.yaml --cfg models/yolov5s-mfl.yaml --img 640 --epochs 100
-    python train.py --data data/gta_head.yaml --loss bce         # the paper's baseline objectness
+    python train.py                                   # built-in synthetic crowd set, yolov5nu-mfl, on a CPU
+    python train.py --data data/scut_head_a.yaml --cfg models/yolov5su-mfl.yaml --img 640 --epochs 100
+    python train.py --data data/scut_head_a.yaml --cfg models/yolov5s-mfl.yaml   # the paper's anchor-head model
+    python train.py --data data/gta_head.yaml --loss bce         # the head's stock objectness (the baseline)
     python train.py --resume runs/train/exp/weights/last.pt
 """
 
@@ -36,7 +40,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also load checkpoints needing more than known model classes (their pickle can run code)",
     )
-    p.add_argument("--cfg", default="", help="model YAML, scale by name (default: the weights' own, else yolov5n-mfl)")
+    p.add_argument("--cfg", default="", help="model YAML, scale by name (default: the weights' own, else yolov5nu-mfl)")
     p.add_argument("--data", default=SYNTHETIC, help="data YAML, or 'synthetic' for the built-in crowd set")
     p.add_argument(
         "--hyp", default="", help="hyperparameter YAML (default: the head's, data/hyps/hyp.scratch.yaml or -u.yaml)"

@@ -111,8 +111,9 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         trainer = stock_trainer(overrides) if name == STOCK else MFLTrainer(overrides={**overrides, **RUNS[name]})
         trainer.train()
         best, settings = Path(trainer.best), vars(trainer.args)
-    # The threshold is calibrated on this very pass (as train.py's final evaluation does for the weights it stores),
-    # with the trainer's validation batch (twice the training batch): rect padding, hence scores, depend on it.
+    # The threshold is calibrated on this very pass (as train.py's final evaluation does for the weights it stores).
+    # Every row is scored on square letterboxed inputs (Ultralytics' model.val() default, rect off), whatever the
+    # batch; train.py's final pass and val.py use rect batches, which pad differently and can move a count.
     val = CountingValidator(
         save_dir=Path(opt.project) / f"{row_name(name, opt)}-val",
         args=dict(
