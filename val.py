@@ -85,9 +85,6 @@ def main(opt: argparse.Namespace) -> dict[str, Any]:
         "data": data,
         "split": opt.task,
         "imgsz": opt.imgsz or trained.get("imgsz", 640),
-        # YOLOv5's val.py and the validation during training letterbox each batch to its own rectangle (pad 0.5);
-        # Ultralytics' standalone default (square) gives other inputs, other scores and another MAE than training's
-        "rect": True,
         "batch": opt.batch_size,
         "conf": opt.conf_thres,
         "iou": opt.iou_thres,
@@ -121,9 +118,6 @@ def track(opt: argparse.Namespace, trained: dict[str, Any]) -> dict[str, Any]:
     overrides = {
         "model": str(opt.weights),
         "imgsz": opt.imgsz or trained.get("imgsz", 640),
-        # YOLOv5's val.py and the validation during training letterbox each batch to its own rectangle (pad 0.5);
-        # Ultralytics' standalone default (square) gives other inputs, other scores and another MAE than training's
-        "rect": True,
         "conf": opt.count_conf,  # None: the stored count threshold
         "iou": opt.iou_thres,
         "max_det": opt.max_det,

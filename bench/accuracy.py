@@ -112,8 +112,7 @@ def run_one(name: str, data: str, opt: argparse.Namespace) -> dict:
         trainer.train()
         best, settings = Path(trainer.best), vars(trainer.args)
     # The threshold is calibrated on this very pass (as train.py's final evaluation does for the weights it stores).
-    # Every row is scored on square letterboxed inputs (Ultralytics' model.val() default, rect off), whatever the
-    # batch; train.py's final pass and val.py use rect batches, which pad differently and can move a count.
+    # Square letterboxed inputs (rect off), as val.py, exported models and our trainers' validation use.
     val = CountingValidator(
         save_dir=Path(opt.project) / f"{row_name(name, opt)}-val",
         args=dict(

@@ -197,3 +197,24 @@ def test_objectness_gain_scales_with_image_size_and_p2_balance_is_yolov5s():
     p2.stride = torch.tensor([4.0, 8.0, 16.0, 32.0])
     loss = YOLOv5Loss(p2, loss="bce", obj=0.7, imgsz=1280)
     assert loss.balance == [4.0, 1.0, 0.25, 0.06] and loss.gain["obj"] == pytest.approx(0.7 * 4 * 3 / 4)
+
+
+def test_paper_hyp_is_the_printed_yolov5_setting():
+    """data/hyps/hyp.paper.yaml: L_m^P1 over the whole box with binary targets (1 on every mask cell), α 0.25, γ 2,
+    SGD from lr 0.01 with weight decay 0.0001 (Section IV-C); the loss built from it targets 1 on all 4 box cells."""
+    from ultralytics.utils import YAML
+
+    from utils import ROOT
+
+    hyp = YAML.load(ROOT / "data" / "hyps" / "hyp.paper.yaml")
+    assert (hyp["optimizer"], hyp["lr0"], hyp["weight_decay"]) == ("SGD", 0.01, 0.0001)
+    model = torch.nn.Module()
+    model.model = torch.nn.ModuleList([_head()])
+    model.args = hyp
+    loss = YOLOv5Loss.from_model(model)
+    assert (loss.kind, loss.mfl_mask, loss.mfl_quality, loss.mfl_poly, loss.fl) == (
+        "mfl", "box", False, True, {"alpha": 0.25, "gamma": 2.0})  # fmt: skip
+    b, a, gj, gi, *_, assigned = loss._match(_targets(_batch([HEAD])), 0, (GRID, GRID))
+    heatmap, box_mask = build_heatmap_targets(assigned[1] * IMG, assigned[0], 3, (GRID, GRID), STRIDE)
+    p, m = loss._mfl_targets(heatmap.view(1, 3, GRID, GRID), box_mask.view(1, 3, GRID, GRID), (b, a, gj, gi), None)
+    assert int(m.sum()) == 4 and torch.equal(p[m], torch.ones(4)) and p[~m].abs().sum() == 0

@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 from ultralytics.cfg import cfg2dict
+from ultralytics.data import build_yolo_dataset
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK, YAML
+from ultralytics.utils.torch_utils import unwrap_model
 
 from models.head import AnchorDetect
 from models.yolo import build_model, is_anchor_free
@@ -95,6 +97,18 @@ class CountingTrainerMixin:
                 "convert a release with a train list, or evaluate with val.py --task test"
             )
         return data
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        """Ultralytics' dataset, but validation letterboxes square images (rect only with `--rect`), as val.py does.
+
+        Ultralytics' trainer validates on rect batches padded by half a stride while its standalone `model.val()`,
+        exported models and bench/accuracy.py use square inputs: the count threshold stored in best.pt would then be
+        calibrated on other inputs (other scores, another MAE) than the ones val.py and export give it.
+        """
+        if mode == "train":
+            return super().build_dataset(img_path, mode, batch)
+        stride = max(int(unwrap_model(self.model).stride.max()), 32)
+        return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, stride=stride)
 
     def get_validator(self):
         """Return the counting validator (MAE/RMSE and the calibrated count threshold on every validation pass)."""
