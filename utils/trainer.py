@@ -98,18 +98,6 @@ class CountingTrainerMixin:
             )
         return data
 
-    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
-        """Ultralytics' dataset, but validation letterboxes square images (rect only with `--rect`), as val.py does.
-
-        Ultralytics' trainer validates on rect batches padded by half a stride while its standalone `model.val()`,
-        exported models and bench/accuracy.py use square inputs: the count threshold stored in best.pt would then be
-        calibrated on other inputs (other scores, another MAE) than the ones val.py and export give it.
-        """
-        if mode == "train":
-            return super().build_dataset(img_path, mode, batch)
-        stride = max(int(unwrap_model(self.model).stride.max()), 32)
-        return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, stride=stride)
-
     def get_validator(self):
         """Return the counting validator (MAE/RMSE and the calibrated count threshold on every validation pass)."""
         from utils.validator import CountingValidator
@@ -201,6 +189,19 @@ class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
 
         if check_anchors(head, dataset_wh(self.train_loader.dataset, self.args.imgsz), self.args.anchor_t):
             self.ema.ema.model[-1].anchors.copy_(head.anchors)  # the EMA copy was made before the re-fit
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        """Ultralytics' dataset, but validation letterboxes square images (rect only with `--rect`), as val.py does.
+
+        Ultralytics' trainer validates on rect batches padded by half a stride while its standalone `model.val()`,
+        exported models and bench/accuracy.py use square inputs: the count threshold stored in best.pt would then be
+        calibrated on other inputs (other scores, another MAE) than val.py and export give it. The stock baseline of
+        bench/accuracy.py keeps Ultralytics' own trainer, rect validation included.
+        """
+        if mode == "train":
+            return super().build_dataset(img_path, mode, batch)
+        stride = max(int(unwrap_model(self.model).stride.max()), 32)
+        return build_yolo_dataset(self.args, img_path, batch, self.data, mode=mode, stride=stride)
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True):
         """Build the model of a YAML (or of a checkpoint's YAML), either head, and load `weights` if given."""
