@@ -57,7 +57,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="exp", help="save results to project/name")
     parser.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
     parser.add_argument("--line-thickness", type=int, default=None, help="box thickness (pixels), auto if unset")
-    parser.add_argument("--show-labels", action="store_true", help="write 'head 0.87' on each box (unreadable on crowds)")
+    parser.add_argument(
+        "--show-labels", action="store_true", help="write 'head 0.87' on each box (unreadable on crowds)"
+    )
     parser.add_argument("--hide-labels", action="store_true", help="YOLOv5's flag, kept: labels are off by default")
     parser.add_argument("--hide-conf", action="store_true", help="hide confidences")
     parser.add_argument("--vid-stride", type=int, default=1, help="video frame-rate stride")
@@ -124,6 +126,7 @@ def main(opt: argparse.Namespace) -> int:
             lines=opt.line,
             zones=opt.zone,
             min_track_frames=opt.min_track_frames,
+            line_band=opt.line_band,
         )
         predictor.setup_model(opt.weights)
     except (OSError, ValueError, TypeError, RuntimeError) as e:  # unreadable checkpoint or bad settings

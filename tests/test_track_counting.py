@@ -105,3 +105,15 @@ def test_parse_points_and_frame_checks():
     check_inside_frame(np.array([[0, 0], [640, 480.0]]), 640, 480, "--line 1")
     with pytest.raises(ValueError, match=r"--line 1: point \(700, 10\) lies outside the 640x480 frame"):
         check_inside_frame(np.array([[0, 10], [700, 10.0]]), 640, 480, "--line 1")
+
+
+def test_band_ignores_a_wobble_on_the_line_and_keeps_real_crossings():
+    """Boxes 10 px high, band 0.5: a centre wobbling 3 px either side of the line counts nothing (without the band:
+    in, out, in); one that wobbles and then leaves 10 px below counts one in, from its last point 10 px above."""
+    wobble = {1: [(10, 47), (10, 53), (10, 47), (10, 53)]}
+    assert run(wobble)[0].crossings.tolist() == [[2, 1]]
+    assert run(wobble, band=0.5)[0].crossings.tolist() == [[0, 0]]
+    tc, frames = run({1: [(10, 40), (10, 53), (10, 47), (10, 60)], 2: [(30, 44), (30, 56)]}, band=0.5)
+    assert [f.crossings.tolist() for f in frames] == [[[0, 0]], [[1, 0]], [[1, 0]], [[2, 0]]]  # 2 is 6 px each side
+    with pytest.raises(ValueError, match="band must be >= 0"):
+        TrackCounter(band=-0.1)

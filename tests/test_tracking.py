@@ -161,6 +161,18 @@ def test_api_tracks_a_stream_of_frames(weights, runs):
     assert counter.summary()["zones"][0]["dwell_s_max"] > 0.1  # seconds at 10 fps
 
 
+def test_line_band_reaches_the_counters(weights):
+    """HeadCounter(line_band=...) (detect.py and val.py --line-band) gives every sequence's counter that band."""
+    from utils.api import HeadCounter
+
+    counter = HeadCounter(weights, imgsz=int(IMGSZ), device="cpu", track="bytetrack.yaml", lines=[[[0, 64], [160, 64]]],
+                          line_band=0.5)  # fmt: skip
+    counter(moving_patches()[0])
+    assert [tc.band for tc in counter.predictor.tracking.counters.values()] == [0.5]
+    with pytest.raises(ValueError, match="--line-band must be >= 0, got -1"):
+        HeadCounter(weights, device="cpu", track="bytetrack.yaml", line_band=-1)
+
+
 def test_frame_without_confirmed_tracks_draws_and_saves_no_boxes():
     """Ultralytics leaves a frame's raw detections when no track is confirmed (a crowd appearing starts unconfirmed
     tracks): that frame keeps its count but shows and saves no box, as every tracked frame shows only its tracks."""

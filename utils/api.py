@@ -80,6 +80,7 @@ class HeadCounter:
         lines=(),
         zones=(),
         min_track_frames: int = 5,
+        line_band: float = 0.0,
         fps: float = 30.0,
     ):
         """Load the model.
@@ -102,6 +103,8 @@ class HeadCounter:
             lines (Sequence): With `track`, counting lines, each (2, 2) end points in pixels.
             zones (Sequence): With `track`, zone polygons, each (K, 2) in pixels.
             min_track_frames (int): With `track`, frames a track must last to count as a unique head.
+            line_band (float): With `track`, half-width in box heights of the band around each line where a head is
+                on neither side (damps jittering boxes).
             fps (float): With `track`, the frame rate of the calls, for dwell times in seconds.
         """
         with trusting(trust_weights):  # restricted loading unless the caller vouches for the file
@@ -116,6 +119,7 @@ class HeadCounter:
                 lines=[np.asarray(x, float) for x in lines],
                 zones=[np.asarray(z, float) for z in zones],
                 min_track_frames=min_track_frames,
+                line_band=line_band,
             )
             self.predictor.frame_dt = 1 / fps
             if isinstance(weights, (str, Path)):

@@ -71,6 +71,12 @@ def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str =
     )
     parser.add_argument("--min-track-frames", type=int, default=5, help=f"{scope}frames a track must last to count")
     parser.add_argument(
+        "--line-band",
+        type=float,
+        default=0.0,
+        help=f"{scope}a head changes side of a line only beyond this many box heights from it (damps jittering boxes)",
+    )
+    parser.add_argument(
         "--line",
         action="append",
         default=[],

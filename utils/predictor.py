@@ -194,6 +194,7 @@ class CountingPredictor(DetectionPredictor):
         lines=(),
         zones=(),
         min_track_frames: int = 5,
+        line_band: float = 0.0,
     ):
         """Resolve the count threshold and max_det, then set up Ultralytics' predictor (and tracker).
 
@@ -210,6 +211,8 @@ class CountingPredictor(DetectionPredictor):
             lines (Sequence[np.ndarray]): With `track`, counting lines (2, 2) in source pixels.
             zones (Sequence[np.ndarray]): With `track`, zone polygons (K, 2) in source pixels.
             min_track_frames (int): With `track`, frames a track must last to count as a unique head.
+            line_band (float): With `track`, half-width in box heights of the band around each line where a head is
+                on neither side.
         """
         if style not in STYLES:
             raise ValueError(f"unknown style '{style}', expected one of {STYLES}")
@@ -231,7 +234,7 @@ class CountingPredictor(DetectionPredictor):
         self.tracking = None
         if track:
             summary = self.counts_csv.with_name("summary.json") if self.counts_csv else None
-            self.tracking = VideoTracking(self, track, lines, zones, min_track_frames, summary_json=summary)
+            self.tracking = VideoTracking(self, track, lines, zones, min_track_frames, line_band, summary_json=summary)
         elif lines or zones:
             raise ValueError("lines and zones count tracks: they need tracking (--track)")
         self.add_callback("on_predict_postprocess_end", lambda p: p._write_rows())  # after the tracker's update

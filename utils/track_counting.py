@@ -11,6 +11,9 @@ Conventions (pixels of the source frame, y down):
     - A crossing is a change of strict side whose step (from the last position strictly on the old side to the first
       one strictly on the new side) passes between the line's end points. A head touching the line and going back,
       or starting on it, does not cross; one going over and back crosses twice (in, then out).
+    - With a `band` > 0 a head is strictly on a side only when its centre lies farther than band x its box height from
+      the line: a detector's boxes jitter by a few pixels between frames, and without the band a head standing on
+      the line counts an in and an out at every wobble.
     - A zone is a polygon; a head is in it when its centre is (matplotlib's point-in-polygon test; a centre exactly
       on an edge may fall either way).
 """
@@ -105,7 +108,7 @@ class TrackCounter:
         array([[1, 0]])
     """
 
-    def __init__(self, lines=(), zones=(), min_frames: int = 5, dt: float = 1 / 30, trail: int = 20):
+    def __init__(self, lines=(), zones=(), min_frames: int = 5, dt: float = 1 / 30, trail: int = 20, band: float = 0.0):
         """Start an empty count.
 
         Args:
@@ -114,9 +117,14 @@ class TrackCounter:
             min_frames (int): Frames a track needs to count as a unique head.
             dt (float): Seconds per update, for dwell times.
             trail (int): Centres kept per track for trails (>= 2).
+            band (float): Half-width of the band around each line, in box heights, inside which a head is on neither
+                side (0: the line itself).
         """
         if min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        if band < 0:
+            raise ValueError(f"band must be >= 0, got {band}")
+        self.band = band
         self.lines = np.asarray(lines, dtype=np.float64).reshape(-1, 2, 2)
         self.zones = [np.asarray(z, dtype=np.float64) for z in zones]
         self._paths = [Polygon(z) for z in self.zones]
@@ -161,7 +169,7 @@ class TrackCounter:
         self._seen[ids] += 1
         self._trail[ids[new]] = c[new, None].astype(np.float32)  # a new trail starts as its first point
         self._trail[ids] = np.concatenate([self._trail[ids, 1:], c[:, None].astype(np.float32)], 1)
-        self._count_crossings(ids, c)
+        self._count_crossings(ids, c, boxes[:, 3] - boxes[:, 1])
         inside = np.array([p.contains_points(c) for p in self._paths], dtype=bool).reshape(len(self.zones), len(ids))
         self._inside[:, ids] += inside
         occupancy = inside.sum(1)
@@ -177,12 +185,13 @@ class TrackCounter:
             dwell=self._inside[:, ids] * self.dt,
         )
 
-    def _count_crossings(self, ids: np.ndarray, c: np.ndarray):
+    def _count_crossings(self, ids: np.ndarray, c: np.ndarray, h: np.ndarray):
         """Add the crossings of every line by this frame's steps, and move each track's last strict side."""
         if not len(self.lines) or not len(ids):
             return
         a, d = self.lines[:, None, 0], (self.lines[:, 1] - self.lines[:, 0])[:, None]  # (L, 1, 2)
-        side = np.sign(_cross(d, c[None] - a)).astype(np.int8)  # (L, N): +1 right-hand side, -1 left, 0 on it
+        dist = _cross(d, c[None] - a) / np.linalg.norm(d, axis=-1)  # (L, N) signed distance in pixels
+        side = (np.sign(dist) * (np.abs(dist) > self.band * h[None])).astype(np.int8)  # +1 right, -1 left, 0 on it
         before, p = self._side[:, ids], self._at[:, ids]
         flipped = (side != 0) & (before != 0) & (side != before)
         step = c[None] - p  # from the last point strictly on the old side to this one

@@ -76,6 +76,7 @@ def score_sequence(
     lines: Sequence[np.ndarray] = (),
     min_track_frames: int = 5,
     counts: np.ndarray | None = None,
+    line_band: float = 0.0,
 ) -> dict:
     """Score one sequence's tracks: TrackEval's metrics, unique-head and crossing errors, per-frame count MAE.
 
@@ -90,6 +91,7 @@ def score_sequence(
         lines (Sequence[np.ndarray]): Counting lines (2, 2).
         min_track_frames (int): Frames a track must last to count as a unique head.
         counts (np.ndarray, optional): (frame, head count) rows (M, 2) to compare with the visible heads.
+        line_band (float): The band of the tracks' crossings (`TrackCounter`'s `band`); the true crossings use none.
 
     Returns:
         (dict): TRACK_KEYS, `count_errors`' keys and, with counts, count_mae.
@@ -97,7 +99,10 @@ def score_sequence(
     visible = gt[~(gt["vis"].to_numpy() <= 0)]  # NaN (no visibility column) counts as visible
     truth = count_tracks(gt, frames, lines)
     truth["unique_heads"] = count_tracks(visible, frames, (), min_track_frames)["unique_heads"]
-    row = {**score_tracks(gt, pred, frames), **count_errors(truth, count_tracks(pred, frames, lines, min_track_frames))}
+    row = {
+        **score_tracks(gt, pred, frames),
+        **count_errors(truth, count_tracks(pred, frames, lines, min_track_frames, line_band)),
+    }
     if counts is not None:
         frame, n = np.asarray(counts, dtype=np.int64).reshape(-1, 2).T
         truth = np.bincount(visible["frame"].to_numpy(), minlength=max(frames, frame.max(initial=0)) + 1)
@@ -112,6 +117,7 @@ def evaluate_tracking(
     lines: Sequence[np.ndarray] = (),
     min_track_frames: int = 5,
     save_dir: Path | None = None,
+    line_band: float = 0.0,
 ) -> pd.DataFrame:
     """Track and score every sequence under root; print and save the table (track_results.csv, mot/<seq>.txt).
 
@@ -122,6 +128,7 @@ def evaluate_tracking(
         lines (Sequence[np.ndarray]): Counting lines (2, 2) scored on every sequence.
         min_track_frames (int): Frames a track must last to count as a unique head.
         save_dir (Path, optional): Where to write the table and the tracks.
+        line_band (float): Half-width in box heights of the band around each line where a head is on neither side.
 
     Returns:
         (pd.DataFrame): One row per sequence and a final "mean" row.
@@ -132,6 +139,7 @@ def evaluate_tracking(
         track=tracker,
         lines=lines,
         min_track_frames=min_track_frames,
+        line_band=line_band,
     )
     rows = []
     for seq in sequences:
@@ -143,7 +151,11 @@ def evaluate_tracking(
             LOGGER.error(msg if str(seq) in msg else f"{seq}: {msg}")
             continue
         pred, counts, fps = track_sequence(predictor, frames_dir)
-        row = {"sequence": seq.name, "frames": n, **score_sequence(gt, pred, n, lines, min_track_frames, counts)}
+        row = {
+            "sequence": seq.name,
+            "frames": n,
+            **score_sequence(gt, pred, n, lines, min_track_frames, counts, line_band),
+        }
         row["fps"] = fps
         rows.append(row)
         if save_dir:

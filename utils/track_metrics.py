@@ -94,7 +94,9 @@ def score_tracks(gt: pd.DataFrame, pred: pd.DataFrame, frames: int) -> dict[str,
     }
 
 
-def count_tracks(df: pd.DataFrame, frames: int, lines: Sequence[np.ndarray] = (), min_frames: int = 1) -> dict:
+def count_tracks(
+    df: pd.DataFrame, frames: int, lines: Sequence[np.ndarray] = (), min_frames: int = 1, band: float = 0.0
+) -> dict:
     """Run `TrackCounter` over MOT rows: the unique heads and line crossings those tracks make.
 
     Args:
@@ -102,11 +104,12 @@ def count_tracks(df: pd.DataFrame, frames: int, lines: Sequence[np.ndarray] = ()
         frames (int): Frames in the sequence.
         lines (Sequence[np.ndarray]): Counting lines (2, 2).
         min_frames (int): Frames a track needs to count as unique (1 for ground truth).
+        band (float): `TrackCounter`'s band around each line, in box heights (0 for ground truth).
 
     Returns:
         (dict): TrackCounter's summary.
     """
-    counter = TrackCounter(lines=lines, min_frames=min_frames)
+    counter = TrackCounter(lines=lines, min_frames=min_frames, band=band)
     boxes, ids = df[["x1", "y1", "x2", "y2"]].to_numpy(), df["id"].to_numpy()
     for rows in _rows_by_frame(df, frames):
         counter.update(ids[rows], boxes[rows])

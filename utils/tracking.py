@@ -72,6 +72,7 @@ class VideoTracking:
         lines (list[np.ndarray]): Counting lines, each (2, 2) end points in source pixels.
         zones (list[np.ndarray]): Zones, each a (K, 2) polygon in source pixels.
         min_track_frames (int): Frames a track must last to count as a unique head.
+        line_band (float): Half-width, in box heights, of the band around each line where a head is on neither side.
         trail (int): Centres per track drawn as its trail.
         counters (dict[str, TrackCounter]): Sequence → its counts; finished sequences stay until `reset`.
         summaries (dict[str, dict]): Sequence → its summary, filled as sequences finish.
@@ -85,6 +86,7 @@ class VideoTracking:
         lines=(),
         zones=(),
         min_track_frames: int = 5,
+        line_band: float = 0.0,
         trail: int = 20,
         summary_json: str | Path | None = None,
     ):
@@ -96,12 +98,16 @@ class VideoTracking:
             lines (Sequence[np.ndarray]): Counting lines (2, 2).
             zones (Sequence[np.ndarray]): Zone polygons (K, 2).
             min_track_frames (int): Frames a track must last to count as a unique head.
+            line_band (float): Half-width, in box heights, of the band around each line where a head is on neither
+                side (`TrackCounter`'s `band`).
             trail (int): Centres per track drawn as its trail.
             summary_json (str | Path, optional): Where to write the per-sequence summaries; the fitted tracker YAML
                 goes beside it.
         """
         if min_track_frames < 1:
             raise ValueError(f"--min-track-frames must be >= 1, got {min_track_frames}")
+        if line_band < 0:
+            raise ValueError(f"--line-band must be >= 0, got {line_band}")
         predictor.args.mode, predictor.args.tracker = "track", find_tracker(tracker)
         if not Path(tracker).is_file():  # Ultralytics' own YAML: fit its thresholds to the calibrated count threshold
             dest = Path(summary_json).parent if summary_json else Path(tempfile.mkdtemp(prefix="tracker"))
@@ -109,7 +115,7 @@ class VideoTracking:
                 predictor.args.tracker, predictor.args.conf, dest / Path(tracker).name
             )
         self.lines, self.zones = [np.asarray(x, float) for x in lines], [np.asarray(z, float) for z in zones]
-        self.min_track_frames, self.trail = min_track_frames, trail
+        self.min_track_frames, self.line_band, self.trail = min_track_frames, line_band, trail
         self.summary_json = Path(summary_json) if summary_json else None
         self.counters: dict[str, TrackCounter] = {}
         self.summaries: dict[str, dict] = {}
@@ -141,7 +147,7 @@ class VideoTracking:
             self._slots[slot] = key
             self._check_geometry(predictor.results[i].orig_img.shape)
             self.counters[key] = TrackCounter(
-                self.lines, self.zones, self.min_track_frames, predictor.frame_interval(i), self.trail
+                self.lines, self.zones, self.min_track_frames, predictor.frame_interval(i), self.trail, self.line_band
             )
 
     def _check_geometry(self, shape: tuple[int, ...]):
