@@ -101,7 +101,7 @@ def test_focal_family_routing_gain_and_n(kind):
     head = _head()
     second = (50.0, 12.0, 16.0, 16.0)  # a second head, so N = 2
     batch = _batch([HEAD, second])
-    loss = YOLOv5Loss(head, loss=kind, fl_obj=0.3, fl_alpha=0.5, fl_gamma=2.0)
+    loss = YOLOv5Loss(head, loss=kind, fl_obj=0.3, fl_alpha=0.5, fl_gamma=2.0, mfl_mask="box")
     preds = _perfect_preds(head)
     _, items = loss(preds, batch)
     logits = preds[0][..., 4].detach()
@@ -184,9 +184,11 @@ def test_from_model_reads_the_trainer_args():
     """Keys the trainer set on model.args reach the loss; keys it lacks keep their defaults."""
     model = torch.nn.Module()
     model.model = torch.nn.ModuleList([_head()])
-    model.args = {"loss": "focal", "fl_obj": 0.07, "mfl_mask": "fg", "lr0": 0.01}
+    model.args = {"loss": "focal", "fl_obj": 0.07, "mfl_mask": "box", "lr0": 0.01}  # box: not the default (fg)
     loss = YOLOv5Loss.from_model(model)
-    assert (loss.kind, loss.fl_obj, loss.mfl_mask, loss.mfl_quality) == ("focal", 0.07, "fg", False)
+    assert (loss.kind, loss.fl_obj, loss.mfl_mask, loss.mfl_quality) == ("focal", 0.07, "box", False)
+    model.args = {}
+    assert (YOLOv5Loss.from_model(model).mfl_mask, YOLOv5Loss.from_model(model).fl_obj) == ("fg", 0.1)
     assert loss.gain["box"] == pytest.approx(0.05 * 3) and math.isclose(loss.anchor_t, 4.0)
 
 

@@ -30,8 +30,9 @@ class YOLOv5Loss:
           `mfl_target="binary"` the heatmap is 1 over the whole mask (Section IV-D, binary-feature-map detectors).
     The focal family is normalised by N = the number of ground-truth heads in the batch, as in the paper.
 
-    The mask of L_m (`mfl_mask`): "box", every cell inside a box on each anchor its size passes (the paper's reading),
-    or "fg", only the matched cells, the ones whose boxes are trained and so can land on the head. `mfl_quality`
+    The mask of L_m (`mfl_mask`): "fg" (the default), only the matched cells, the ones whose boxes are trained and so
+    can land on the head, or "box", every cell inside a box on each anchor its size passes (the paper's reading, which
+    over-fires early and duplicates heads: BENCHMARKS.md). `mfl_quality`
     multiplies the target by the matched cell's detached CIoU, the value the BCE objectness regresses to, so a cell
     whose box misses the head is not trained to a high score (0 outside the matched cells).
 
@@ -48,7 +49,7 @@ class YOLOv5Loss:
         box: float = 0.05,
         cls: float = 0.5,
         obj: float = 1.0,
-        fl_obj: float = 0.02,
+        fl_obj: float = 0.1,
         anchor_t: float = 4.0,
         imgsz: int = 640,
         fl_alpha: float = 0.25,
@@ -57,7 +58,7 @@ class YOLOv5Loss:
         hm_beta: float = 4.0,
         mfl_poly: bool = True,
         mfl_target: str = "gaussian",
-        mfl_mask: str = "box",
+        mfl_mask: str = "fg",
         mfl_quality: bool = False,
         hm_eta: float = 1.0,
         hm_eps: float = 6.0,
