@@ -85,6 +85,16 @@ def test_image_size_must_be_positive(script, tmp_path):
     assert proc.returncode == 2 and "image size must be positive, got 0" in proc.stderr
 
 
+@pytest.mark.parametrize("script", ["val.py", "detect.py"])
+def test_tracking_numbers_are_refused_by_their_flag(script, tmp_path):
+    """A negative --line-band or a --min-track-frames below 1 stops at parsing, naming the flag (not the weights)."""
+    source = ["--source", "x.jpg"] if script == "detect.py" else []
+    for flag, value, message in (("--line-band", "-1", "must be >= 0, got -1"), ("--min-track-frames", "0",
+                                 "must be >= 1, got 0"), ("--min-track-frames", "2.5", "expected an integer, got '2.5'")):
+        proc = cli(script, "--weights", "w.pt", *source, flag, value, cwd=tmp_path)
+        assert proc.returncode == 2 and f"argument {flag}: {message}" in proc.stderr.strip().splitlines()[-1]
+
+
 def test_run_folders_are_named_like_yolov5(tiny, tmp_path):
     """A second run of detect.py (and of val.py) goes to exp2, not exp-2."""
     data, weights = tiny

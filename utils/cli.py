@@ -47,6 +47,23 @@ def image_size(text: str) -> int:
     return value
 
 
+def at_least(low: float, kind: type = float) -> Callable[[str], Any]:
+    """argparse type of a number no smaller than `low` (refused at parse time, not later against a weights file)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a{'n integer' if kind is int else ' number'}, got '{text}'"
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
+        return value
+
+    return parse
+
+
 def points(flag: str, min_points: int, max_points: int | None = None) -> Callable[[str], Any]:
     """argparse type of --line / --zone: "x1,y1,x2,y2,..." in pixels, checked by `parse_points`."""
 
@@ -69,10 +86,12 @@ def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str =
     parser.add_argument(
         "--tracker", default=DEFAULT_TRACKER, help=f"{scope}tracker YAML: bytetrack.yaml, botsort.yaml or a file"
     )
-    parser.add_argument("--min-track-frames", type=int, default=5, help=f"{scope}frames a track must last to count")
+    parser.add_argument(
+        "--min-track-frames", type=at_least(1, int), default=5, help=f"{scope}frames a track must last to count"
+    )
     parser.add_argument(
         "--line-band",
-        type=float,
+        type=at_least(0.0),
         default=0.0,
         help=f"{scope}a head changes side of a line only beyond this many box heights from it (damps jittering boxes)",
     )
