@@ -144,6 +144,8 @@ def test_mfl_fg_mask_and_quality_targets():
     p, m = targets(mfl_mask="fg", mfl_quality=True)
     assert torch.allclose(p[cells], heatmap[cells] * iou)
     assert p[cells][0].item() == pytest.approx(1.0)  # the centre cell: Gaussian peak 1 × CIoU 1
+    p, m = targets(mfl_mask="fg", mfl_quality=0.5)  # YOLOv5's gr blend: 0.5 + 0.5 CIoU of 1, 0.5, 0.25
+    assert torch.allclose(p[cells], heatmap[cells] * torch.tensor([1.0, 0.75, 0.625]))
     p, m = targets(mfl_mask="box", mfl_quality=True)  # box cells that are not matched keep the mask, target 0
     assert torch.equal(m, box_mask) and p[box_mask & (p == 0)].numel() == int(box_mask.sum()) - 3
     p, m = targets(mfl_mask="fg", mfl_target="binary", mfl_quality=True)
@@ -157,6 +159,11 @@ def test_mfl_fg_mask_and_quality_targets():
     expected = mask_focal_loss(preds[0][..., 4].detach(), heatmap * mask, mask, alpha=0.25, beta=0.5, gamma=2.0,
                                poly=True, num_objects=1)  # fmt: skip
     assert items["obj_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_quality_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match="mfl_quality must be in"):
+        YOLOv5Loss(_head(), mfl_quality=1.5)
 
 
 def test_objectness_gradient_reaches_boxes_only_through_the_box_term():

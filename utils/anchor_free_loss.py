@@ -51,7 +51,8 @@ class AnchorFreeLoss(v8DetectionLoss):
         - "level": the points inside a box on the levels where TAL gives that box positives.
         - "fg": TAL's positives only (default).
     `fl_balance=True` scales the points outside the mask by 1 - α instead of α (RetinaNet's balance).
-    `mfl_quality=True` multiplies the target by TAL's soft label (the IoU-aware score the BCE term regresses to). The
+    `mfl_quality` q in [0, 1] (True = 1) multiplies the target by (1 - q) + q × TAL's soft label (the IoU-aware score
+    the BCE term regresses to), YOLOv5's `gr` blend. The
     defaults (fg mask, plain Gaussian target, fl_cls 5) are the best of the variants measured in BENCHMARKS.md: on
     the mask of TAL's positives the Gaussian alone counted better than with the quality factor, which lowers the
     targets of small heads (their boxes lose more IoU per pixel) and undercounts the densest images. On the wider
@@ -121,8 +122,8 @@ class AnchorFreeLoss(v8DetectionLoss):
             mask = fg
         if self.cfg["mfl_target"] == "binary":
             heatmap = mask.float()
-        if self.cfg["mfl_quality"]:
-            heatmap = heatmap * soft_labels.float()
+        if q := float(self.cfg["mfl_quality"]):
+            heatmap = heatmap * (1 - q + q * soft_labels.float())
         return heatmap * mask, mask
 
     @torch.no_grad()

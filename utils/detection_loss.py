@@ -32,9 +32,10 @@ class YOLOv5Loss:
 
     The mask of L_m (`mfl_mask`): "fg" (the default), only the matched cells, the ones whose boxes are trained and so
     can land on the head, or "box", every cell inside a box on each anchor its size passes (the paper's reading, which
-    over-fires early and duplicates heads: BENCHMARKS.md). `mfl_quality`
-    multiplies the target by the matched cell's detached CIoU, the value the BCE objectness regresses to, so a cell
-    whose box misses the head is not trained to a high score (0 outside the matched cells).
+    over-fires early and duplicates heads: BENCHMARKS.md). `mfl_quality` q in [0, 1] (True = 1) multiplies the target
+    by (1 - q) + q × CIoU, CIoU being the matched cell's detached CIoU (0 outside the matched cells), the value the BCE
+    objectness regresses to: YOLOv5's `gr` blend, so a cell whose box misses the head is trained to a lower score while
+    q < 1 keeps a floor for the first epochs, whose boxes miss every head.
 
     Examples:
         >>> criterion = YOLOv5Loss.from_model(model)
@@ -59,7 +60,7 @@ class YOLOv5Loss:
         mfl_poly: bool = True,
         mfl_target: str = "gaussian",
         mfl_mask: str = "fg",
-        mfl_quality: bool = False,
+        mfl_quality: float = 0.0,
         hm_eta: float = 1.0,
         hm_eps: float = 6.0,
     ):
@@ -80,7 +81,9 @@ class YOLOv5Loss:
         self.fl_obj = fl_obj
         self.fl = {"alpha": fl_alpha, "gamma": fl_gamma}
         self.mfl_beta, self.hm_beta, self.mfl_poly, self.binary = mfl_beta, hm_beta, mfl_poly, mfl_target == "binary"
-        self.mfl_mask, self.mfl_quality = mfl_mask, mfl_quality
+        if not 0 <= float(mfl_quality) <= 1:
+            raise ValueError(f"mfl_quality must be in [0, 1] (or a bool), got {mfl_quality}")
+        self.mfl_mask, self.mfl_quality = mfl_mask, float(mfl_quality)
         self.hm_eta, self.hm_eps = hm_eta, hm_eps
 
     @classmethod
@@ -152,7 +155,7 @@ class YOLOv5Loss:
         if self.mfl_quality:
             quality = torch.zeros_like(heatmap)
             quality[cells] = iou.detach().float().clamp(0)
-            heatmap = heatmap * quality
+            heatmap = heatmap * (1 - self.mfl_quality + self.mfl_quality * quality)  # YOLOv5's gr blend
         return heatmap * mask, mask
 
     @torch.no_grad()
