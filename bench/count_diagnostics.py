@@ -9,6 +9,8 @@ the same head (below the NMS IoU, NMS cannot merge them).
 Usage:
     python bench/count_diagnostics.py --weights runs/bench_u512/stock/weights/best.pt runs/bench_u512/free-mfl/weights/best.pt \
         --data data/scut_head_a.yaml --imgsz 512 --max-images 100
+    python bench/count_diagnostics.py --weights runs/bench_a512/mfl  # a run folder: every weights/epoch*.pt, in order
+                                                                      # (train with save_period=1 to keep them)
 """
 
 from __future__ import annotations
@@ -96,6 +98,21 @@ def run(weights: str, images: list[Path], labels: list[Path], imgsz: int, conf: 
     }
 
 
+def expand_weights(paths: list[str]) -> list[str]:
+    """Checkpoints as given, a training run folder replaced by its per-epoch checkpoints (weights/epochN.pt) by N."""
+    out = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            out.append(str(path))
+            continue
+        epochs = [p for p in (path / "weights").glob("epoch*.pt") if p.stem.removeprefix("epoch").isdigit()]
+        epochs.sort(key=lambda p: int(p.stem.removeprefix("epoch")))
+        if not epochs:
+            raise SystemExit(f"{path}: no weights/epoch*.pt (train with save_period=1 to keep a checkpoint per epoch)")
+        out.extend(map(str, epochs))
+    return out
+
+
 def main(opt: argparse.Namespace) -> pd.DataFrame:
     """Diagnose every checkpoint on the same images and print the table."""
     from ultralytics.data.utils import check_det_dataset, img2label_paths
@@ -105,7 +122,9 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
         : opt.max_images or None
     ]
     labels = [Path(p) for p in img2label_paths([str(p) for p in images])]
-    table = pd.DataFrame([run(w, images, labels, opt.imgsz, opt.conf) for w in opt.weights])
+    table = pd.DataFrame([run(w, images, labels, opt.imgsz, opt.conf) for w in expand_weights(opt.weights)])
+    # Ultralytics numbers epochN.pt from 0; results.csv and the training log count epochs from 1
+    table.insert(1, "epoch", table["weights"].str.extract(r"epoch(\d+)\.pt$", expand=False).astype(float) + 1)
     print(f"{len(images)} images of {split}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return table
@@ -113,7 +132,12 @@ def main(opt: argparse.Namespace) -> pd.DataFrame:
 
 def parse_opt(args: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", nargs="+", required=True, help="checkpoints to compare")
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        required=True,
+        help="checkpoints to compare, or training run folders (their per-epoch checkpoints)",
+    )
     p.add_argument("--data", default=str(ROOT / "data" / "scut_head_a.yaml"))
     p.add_argument("--split", default="val")
     p.add_argument("--imgsz", type=int, default=512)

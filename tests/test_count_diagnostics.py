@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.count_diagnostics import diagnose
+import pytest
+
+from bench.count_diagnostics import diagnose, expand_weights
 
 
 def test_found_once_duplicated_missed_and_stray():
@@ -25,3 +27,18 @@ def test_found_once_duplicated_missed_and_stray():
 def test_no_detections():
     d = diagnose(np.zeros((0, 4)), np.array([[0, 0, 10, 10.0]]))
     assert (d["missed"], d["on_no_head"], d["size_ratios"], d["duplicate_ious"]) == (1, 0, [], [])
+
+
+def test_run_folder_expands_to_its_epoch_checkpoints_in_epoch_order(tmp_path):
+    run = tmp_path / "mfl"
+    (run / "weights").mkdir(parents=True)
+    for name in ("epoch10.pt", "epoch2.pt", "epoch1.pt", "best.pt", "last.pt"):
+        (run / "weights" / name).touch()
+    got = expand_weights(["other/best.pt", str(run)])
+    assert got == ["other/best.pt", *(str(run / "weights" / f"epoch{n}.pt") for n in (1, 2, 10))]
+
+
+def test_run_folder_without_epoch_checkpoints_says_how_to_get_them(tmp_path):
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(SystemExit, match="save_period=1"):
+        expand_weights([str(tmp_path)])
