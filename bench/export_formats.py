@@ -47,8 +47,10 @@ def parity(models: dict[str, Path], data: str, imgsz: int, project: Path) -> tup
 
     counts, rows, metrics = {}, [], {}
     for fmt, w in models.items():
-        v = CountingValidator(save_dir=project / f"val-{fmt}", args=dict(model=str(w), data=data, imgsz=imgsz,
-                                                                          batch=1, conf=0.001, iou=0.6, plots=False))
+        v = CountingValidator(
+            save_dir=project / f"val-{fmt}",
+            args=dict(model=str(w), data=data, imgsz=imgsz, batch=1, conf=0.001, iou=0.6, plots=False),
+        )
         m = v()
         r = v.report
         counts[fmt] = r.pred
@@ -56,8 +58,17 @@ def parity(models: dict[str, Path], data: str, imgsz: int, project: Path) -> tup
     for fmt in models:
         same = float(np.mean(counts[fmt] == counts["pt"]))
         d = metrics[fmt]
-        rows.append([fmt, f"{d['MAE']:.3f}", f"{d['RMSE']:.3f}", f"{d['mAP50']:.4f}", f"{100 * same:.1f} %",
-                     f"{d['MAE'] - metrics['pt']['MAE']:+.3f}", f"{d['mAP50'] - metrics['pt']['mAP50']:+.4f}"])
+        rows.append(
+            [
+                fmt,
+                f"{d['MAE']:.3f}",
+                f"{d['RMSE']:.3f}",
+                f"{d['mAP50']:.4f}",
+                f"{100 * same:.1f} %",
+                f"{d['MAE'] - metrics['pt']['MAE']:+.3f}",
+                f"{d['mAP50'] - metrics['pt']['mAP50']:+.4f}",
+            ]
+        )
     table = markdown_table(["format", "MAE", "RMSE", "mAP50", "images with the .pt's count", "ΔMAE", "ΔmAP50"], rows)
     return table, metrics
 

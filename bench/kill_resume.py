@@ -69,9 +69,7 @@ def nth_write(weights: Path, n: int):
     return check
 
 
-def kill_once(
-    cmd: list[str], weights: Path, during_write: bool, rng: random.Random, run_s: float, epochs: int
-) -> str:
+def kill_once(cmd: list[str], weights: Path, during_write: bool, rng: random.Random, run_s: float, epochs: int) -> str:
     """Start `cmd`, kill it (mid-write or at a random moment); return 'killed', 'killed-mid-write' or 'finished'.
 
     Mid-write kills land in the 1st to 3rd checkpoint write of the resumed run, random ones within about three epochs

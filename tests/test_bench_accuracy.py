@@ -58,13 +58,22 @@ def test_results_table_rows_and_merge(tmp_path):
     the same model replaces its row, other models' rows stay."""
     opt = parse_opt(["--seed", "1", "--epochs", "6", "--set", "fl_cls=2.0"])
     rows = [
-        {"loss": row_name(n, opt), "MAE": m, "RMSE": 2 * m, "mAP50": 0.3, "F1_sigma_l": 0.6, "count_conf": 0.5,
-         "val_images": 400, "settings": "loss=mfl"}
+        {
+            "loss": row_name(n, opt),
+            "MAE": m,
+            "RMSE": 2 * m,
+            "mAP50": 0.3,
+            "F1_sigma_l": 0.6,
+            "count_conf": 0.5,
+            "val_images": 400,
+            "settings": "loss=mfl",
+        }
         for n, m in (("free-mfl", 5.0), ("stock", 6.0), ("mfl", 7.0))
     ]
     table = result_rows(rows, opt, train_images=1100)
     assert table[["head", "loss", "seed", "variant"]].values.tolist() == [
-        ["yolov5u", "mfl", 1, "fl_cls=2.0"], ["stock-ultralytics", "stock", 1, "fl_cls=2.0"],
+        ["yolov5u", "mfl", 1, "fl_cls=2.0"],
+        ["stock-ultralytics", "stock", 1, "fl_cls=2.0"],
         ["yolov5-anchor", "mfl", 1, "fl_cls=2.0"],
     ]
     path = tmp_path / "accuracy.csv"

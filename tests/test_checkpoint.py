@@ -55,8 +55,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     truncated.write_bytes(free.read_bytes()[:5000])
     image = root / "crowd.jpg"
     cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
-    return {"free": free, "anchor": anchor, "evil": evil, "truncated": truncated, "image": image,
-            "marker": root / "marker"}
+    return {
+        "free": free,
+        "anchor": anchor,
+        "evil": evil,
+        "truncated": truncated,
+        "image": image,
+        "marker": root / "marker",
+    }
 
 
 def test_our_and_stock_checkpoints_load_restricted(files, tmp_path):
@@ -91,8 +97,9 @@ def test_every_tool_refuses_it_in_one_line(files, tmp_path):
         "train.py": ["--weights", evil, "--epochs", "1", "--imgsz", "64", "--project", str(tmp_path)],
     }
     for script, args in runs.items():
-        proc = subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / script), *args], capture_output=True, text=True, cwd=tmp_path, timeout=300
+        )
         out = proc.stdout + proc.stderr  # detect.py logs its errors, train.py and val.py print them on stderr
         assert proc.returncode == 1 and "Traceback" not in out, (script, out)
         refusals = [ln for ln in out.splitlines() if "evil.pt: refused, it needs posix.system" in ln]
@@ -108,10 +115,20 @@ def test_every_tool_refuses_it_in_one_line(files, tmp_path):
 
 
 def test_detect_trusts_weights_when_told(files, tmp_path):
-    args = ["--weights", str(files["evil"]), "--source", str(files["image"]), "--imgsz", "64", "--project",
-            str(tmp_path), "--trust-weights"]
-    proc = subprocess.run([sys.executable, str(ROOT / "detect.py"), *args], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+    args = [
+        "--weights",
+        str(files["evil"]),
+        "--source",
+        str(files["image"]),
+        "--imgsz",
+        "64",
+        "--project",
+        str(tmp_path),
+        "--trust-weights",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "detect.py"), *args], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert files["marker"].exists()
     files["marker"].unlink()
@@ -127,8 +144,21 @@ def test_damaged_checkpoint_is_one_line(files, tmp_path):
     with pytest.raises(ValueError, match=r"photo\.pt: .*not a loadable checkpoint"):
         load_checkpoint(renamed)
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "detect.py"), "--weights", str(files["truncated"]), "--source",
-         str(files["image"]), "--project", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "detect.py"),
+            "--weights",
+            str(files["truncated"]),
+            "--source",
+            str(files["image"]),
+            "--project",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in out
     assert len([ln for ln in out.splitlines() if "truncated.pt: " in ln and "not a loadable checkpoint" in ln]) == 1
@@ -151,8 +181,10 @@ def test_one_read_per_load(files, monkeypatch):
 
 
 def test_loads_from_a_process_started_elsewhere(files, tmp_path):
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from utils.api import HeadCounter; "
-            f"print(HeadCounter({str(files['free'])!r}, imgsz=64)({str(files['image'])!r}).conf)")
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from utils.api import HeadCounter; "
+        f"print(HeadCounter({str(files['free'])!r}, imgsz=64)({str(files['image'])!r}).conf)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "0.4"

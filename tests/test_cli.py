@@ -19,8 +19,9 @@ from utils.checkpoint import read_count_conf
 
 def cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run one of our CLIs as a user would, from another folder."""
-    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess, expected: str) -> None:
@@ -59,7 +60,10 @@ def test_val_mistakes_are_one_line(tiny, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_missing_cuda_device_is_one_line(tiny, tmp_path):
     data, weights = tiny
-    for script, args in (("val.py", ["--weights", str(weights), "--data", str(data)]), ("train.py", ["--data", str(data)])):
+    for script, args in (
+        ("val.py", ["--weights", str(weights), "--data", str(data)]),
+        ("train.py", ["--data", str(data)]),
+    ):
         proc = cli(script, *args, "--device", "0", "--project", str(tmp_path / script), cwd=tmp_path)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("ERROR: Invalid CUDA 'device=0' requested.")
@@ -70,8 +74,10 @@ def test_train_missing_files_touch_nothing(tmp_path):
     """--resume PATH resumes that run or stops; --weights nope.pt never asks GitHub; no empty run folder is left."""
     project = tmp_path / "runs"
     missing = tmp_path / "nope" / "last.pt"
-    one_error_line(cli("train.py", "--resume", str(missing), "--project", str(project), cwd=tmp_path),
-                   f"ERROR: --resume {missing}: no such file")
+    one_error_line(
+        cli("train.py", "--resume", str(missing), "--project", str(project), cwd=tmp_path),
+        f"ERROR: --resume {missing}: no such file",
+    )
     proc = cli("train.py", "--weights", "nope.pt", "--project", str(project), cwd=tmp_path)
     one_error_line(proc, "ERROR: --weights nope.pt: no such file")
     assert "github" not in (proc.stdout + proc.stderr).lower()
@@ -80,8 +86,11 @@ def test_train_missing_files_touch_nothing(tmp_path):
 
 @pytest.mark.parametrize("script", ["train.py", "val.py", "detect.py"])
 def test_image_size_must_be_positive(script, tmp_path):
-    proc = cli(script, "--img", "0", "--weights", "w.pt", "--source", "x.jpg", cwd=tmp_path) if script == "detect.py" \
+    proc = (
+        cli(script, "--img", "0", "--weights", "w.pt", "--source", "x.jpg", cwd=tmp_path)
+        if script == "detect.py"
         else cli(script, "--img", "0", "--weights", "w.pt", cwd=tmp_path)
+    )
     assert proc.returncode == 2 and "image size must be positive, got 0" in proc.stderr
 
 
@@ -89,8 +98,11 @@ def test_image_size_must_be_positive(script, tmp_path):
 def test_tracking_numbers_are_refused_by_their_flag(script, tmp_path):
     """A negative --line-band or a --min-track-frames below 1 stops at parsing, naming the flag (not the weights)."""
     source = ["--source", "x.jpg"] if script == "detect.py" else []
-    for flag, value, message in (("--line-band", "-1", "must be >= 0, got -1"), ("--min-track-frames", "0",
-                                 "must be >= 1, got 0"), ("--min-track-frames", "2.5", "expected an integer, got '2.5'")):
+    for flag, value, message in (
+        ("--line-band", "-1", "must be >= 0, got -1"),
+        ("--min-track-frames", "0", "must be >= 1, got 0"),
+        ("--min-track-frames", "2.5", "expected an integer, got '2.5'"),
+    ):
         proc = cli(script, "--weights", "w.pt", *source, flag, value, cwd=tmp_path)
         assert proc.returncode == 2 and f"argument {flag}: {message}" in proc.stderr.strip().splitlines()[-1]
 
@@ -100,10 +112,38 @@ def test_run_folders_are_named_like_yolov5(tiny, tmp_path):
     data, weights = tiny
     image = next((data.parent / "images" / "val").iterdir())
     for _ in range(2):
-        assert cli("detect.py", "--weights", str(weights), "--source", str(image), "--img", "96", "--project",
-                   str(tmp_path / "det"), cwd=tmp_path).returncode == 0
-        assert cli("val.py", "--weights", str(weights), "--data", str(data), "--img", "96", "--project",
-                   str(tmp_path / "val"), "--count-conf", "0.5", cwd=tmp_path).returncode == 0
+        assert (
+            cli(
+                "detect.py",
+                "--weights",
+                str(weights),
+                "--source",
+                str(image),
+                "--img",
+                "96",
+                "--project",
+                str(tmp_path / "det"),
+                cwd=tmp_path,
+            ).returncode
+            == 0
+        )
+        assert (
+            cli(
+                "val.py",
+                "--weights",
+                str(weights),
+                "--data",
+                str(data),
+                "--img",
+                "96",
+                "--project",
+                str(tmp_path / "val"),
+                "--count-conf",
+                "0.5",
+                cwd=tmp_path,
+            ).returncode
+            == 0
+        )
     assert sorted(p.name for p in (tmp_path / "det").iterdir()) == ["exp", "exp2"]
     assert sorted(p.name for p in (tmp_path / "val").iterdir()) == ["exp", "exp2"]
 
@@ -116,8 +156,20 @@ def test_val_reproduces_the_end_of_training(tiny, tmp_path):
     """`val.py --weights best.pt` with no other flag takes the checkpoint's data and image size and prints the MAE
     the training run printed for the same best.pt at its end (same images, size, threshold: equal to 3 decimals)."""
     data, _ = tiny
-    train = cli("train.py", "--data", str(data), "--img", "96", "--epochs", "2", "--batch-size", "2", "--project",
-                str(tmp_path / "train"), cwd=tmp_path)
+    train = cli(
+        "train.py",
+        "--data",
+        str(data),
+        "--img",
+        "96",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--project",
+        str(tmp_path / "train"),
+        cwd=tmp_path,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     assert (tmp_path / "train" / "exp").is_dir()
     best = tmp_path / "train" / "exp" / "weights" / "best.pt"
@@ -125,8 +177,9 @@ def test_val_reproduces_the_end_of_training(tiny, tmp_path):
     assert val.returncode == 0, val.stderr[-3000:]
     assert _last_mae(val.stdout + val.stderr) == pytest.approx(_last_mae(train.stdout + train.stderr), abs=1e-3)
     # the threshold stored in best.pt is the one calibrated on the final pass over best.pt itself
-    final = re.findall(r"Counting \(score >= ([0-9.]+), calibrated on this split for the final weights\)",
-                       train.stdout + train.stderr)
+    final = re.findall(
+        r"Counting \(score >= ([0-9.]+), calibrated on this split for the final weights\)", train.stdout + train.stderr
+    )
     assert len(final) == 1 and read_count_conf(best) == pytest.approx(float(final[0]), abs=5e-4)
 
 
@@ -140,7 +193,10 @@ def test_yolov5_training_flags_reach_the_trainer(tiny, tmp_path):
     ov = train_cli.overrides_from(train_cli.parse_opt([*flags, "--single-cls", "--save-period", "5"]))
     assert (ov["rect"], ov["val"], ov["optimizer"], ov["freeze"], ov["cos_lr"]) == (True, False, "AdamW", 10, True)
     assert (ov["single_cls"], ov["save_period"]) == (True, 5)
-    assert train_cli.overrides_from(train_cli.parse_opt(["--data", str(data), "--freeze", "0", "3"]))["freeze"] == [0, 3]
+    assert train_cli.overrides_from(train_cli.parse_opt(["--data", str(data), "--freeze", "0", "3"]))["freeze"] == [
+        0,
+        3,
+    ]
     plain = train_cli.overrides_from(train_cli.parse_opt(["--data", str(data)]))
     assert "optimizer" not in plain and plain["val"] and "freeze" not in plain  # the hyp file's choices stand
     proc = cli("train.py", "--evolve", cwd=tmp_path)

@@ -306,7 +306,9 @@ def test_mot_bad_rows_and_missing_seqinfo(tmp_path: Path):
     r = convert_gta_head(raw, out)
     gt_a = str(raw / "train/seq_a/gt/gt.txt")
     assert f"{gt_a}: rows with a non-numeric, missing or fractional-frame field dropped: 1 (line 2)" in r.skipped
-    assert any(s.startswith(f"{gt_a}: rows for frames with no usable image in img1/ dropped: 1 (frames 9)") for s in r.skipped)
+    assert any(
+        s.startswith(f"{gt_a}: rows for frames with no usable image in img1/ dropped: 1 (frames 9)") for s in r.skipped
+    )
     assert any(
         n.startswith(f"{raw / 'train/seq_b/seqinfo.ini'}: missing or unreadable: frame size 120x60") for n in r.notes
     )

@@ -49,9 +49,9 @@ CELLS = {(2, 4), (3, 4), (2, 3)}
 def test_matching_on_a_hand_made_box():
     """Centre cell plus the two nearest neighbours, on the anchors whose size ratio is under anchor_t; offsets."""
     loss = YOLOv5Loss(_head(), loss="bce")
-    b, a, gj, gi, tbox, anchors, tcls, assigned = loss._match(_targets(_batch([HEAD])), 0, (GRID, GRID))
+    b, a, gj, gi, tbox, anchors, t, assigned = loss._match(_targets(_batch([HEAD])), 0, (GRID, GRID))
     assert set(zip(gi.tolist(), gj.tolist())) == CELLS
-    assert a.tolist() == [0, 0, 0] and b.tolist() == [0, 0, 0] and tcls.tolist() == [0, 0, 0]
+    assert a.tolist() == [0, 0, 0] and b.tolist() == [0, 0, 0] and t.tolist() == [0, 0, 0]
     offsets = {(int(i), int(j)): tuple(t[:2].tolist()) for i, j, t in zip(gi, gj, tbox)}
     assert offsets == {(2, 4): (0.75, 0.25), (3, 4): (-0.25, 0.25), (2, 3): (0.75, 1.25)}
     assert torch.equal(tbox[:, 2:], torch.full((3, 2), 2.0)) and torch.equal(anchors, torch.full((3, 2), 2.0))
@@ -161,6 +161,37 @@ def test_mfl_fg_mask_and_quality_targets():
     assert items["obj_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_best_pair_is_the_anchor_of_smallest_worst_side_ratio():
+    """16 px: the 16 px anchor (ratio 1); 60x40 px: 64 px (worst ratio 1.6, against 3.75 and 3.2); 100 px: 128 px."""
+    loss = YOLOv5Loss(_head())
+    batch = _batch([HEAD, (32.0, 32.0, 60.0, 40.0), (32.0, 32.0, 100.0, 100.0)])
+    assert loss._best_pair(_targets(batch), (IMG, IMG)).tolist() == [0, 1, 2]
+
+
+def test_mfl_best_mask_keeps_the_matched_cells_of_the_best_anchor_only():
+    """With anchor_t 4.5 the 16 px head matches the 16 and 64 px anchors (6 cells); "best" masks the 16 px anchor's 3
+    cells only, and the 64 px anchor's matched cells become negatives (target 0, outside the mask)."""
+    head = _head()
+    preds = _perfect_preds(head)
+    batch = _batch([HEAD])
+    masks = {}
+    for rule in ("fg", "best"):
+        loss = YOLOv5Loss(head, mfl_mask=rule, anchor_t=4.5)
+        b, a, gj, gi, _, _, t, assigned = loss._match(_targets(batch), 0, (GRID, GRID))
+        heatmap, box_mask = loss._heatmap(assigned, 0, (1, 3, GRID, GRID), (IMG, IMG))
+        on_best = loss._best_pair(_targets(batch), (IMG, IMG))[t] == a
+        p, masks[rule] = loss._mfl_targets(heatmap, box_mask, (b, a, gj, gi), torch.ones(len(b)), on_best)
+    assert int(masks["fg"].sum()) == 6 and int(masks["best"].sum()) == 3
+    assert masks["best"][0, 0].sum() == 3 and not masks["best"][0, 1:].any()
+    assert {(int(i), int(j)) for j, i in masks["best"][0, 0].nonzero().tolist()} == CELLS
+    assert p[0, 0, 4, 2].item() == 1.0  # the centre cell keeps its Gaussian peak
+    # through the loss: the objectness term is L_m^P1 on that mask
+    _, items = YOLOv5Loss(head, mfl_mask="best", anchor_t=4.5, fl_obj=1.0)(preds, batch)
+    expected = mask_focal_loss(preds[0][..., 4].detach(), p, masks["best"], alpha=0.25, beta=0.5, gamma=2.0,
+                               poly=True, num_objects=1)  # fmt: skip
+    assert items["obj_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_quality_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="mfl_quality must be in"):
         YOLOv5Loss(_head(), mfl_quality=1.5)
@@ -181,7 +212,7 @@ def test_bad_settings_are_refused():
     head = _head()
     with pytest.raises(ValueError, match="unknown objectness loss 'ce'"):
         YOLOv5Loss(head, loss="ce")
-    with pytest.raises(ValueError, match="mfl_mask must be one of box, fg, got 'level'"):
+    with pytest.raises(ValueError, match="mfl_mask must be one of box, fg, best, got 'level'"):
         YOLOv5Loss(head, mfl_mask="level")
     with pytest.raises(ValueError, match="mfl_target must be 'gaussian' or 'binary'"):
         YOLOv5Loss(head, mfl_target="soft")

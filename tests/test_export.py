@@ -55,12 +55,25 @@ def exported(request, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("export")
     ims = images(root)
     weights = checkpoint_with_threshold(root / "best.pt", request.param, ims)
-    cmd = [sys.executable, str(ROOT / "export.py"), "--weights", str(weights), "--include", "torchscript", "onnx",
-           "openvino", "--imgsz", str(IMGSZ)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "export.py"),
+        "--weights",
+        str(weights),
+        "--include",
+        "torchscript",
+        "onnx",
+        "openvino",
+        "--imgsz",
+        str(IMGSZ),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    files = {"torchscript": root / "best.torchscript", "onnx": root / "best.onnx",
-             "openvino": root / "best_openvino_model"}
+    files = {
+        "torchscript": root / "best.torchscript",
+        "onnx": root / "best.onnx",
+        "openvino": root / "best_openvino_model",
+    }
     assert all(f.exists() for f in files.values()), list(root.iterdir())
     return {"weights": weights, "files": files, "images": ims, "root": root}
 
@@ -92,8 +105,21 @@ def test_detect_and_val_take_exported_weights(exported):
     root = exported["root"]
 
     def detect(weights: Path, name: str) -> list[str]:
-        cmd = [sys.executable, str(ROOT / "detect.py"), "--weights", str(weights), "--source", str(root / "im*.jpg"),
-               "--imgsz", str(IMGSZ), "--project", str(root / "runs"), "--name", name, "--nosave"]
+        cmd = [
+            sys.executable,
+            str(ROOT / "detect.py"),
+            "--weights",
+            str(weights),
+            "--source",
+            str(root / "im*.jpg"),
+            "--imgsz",
+            str(IMGSZ),
+            "--project",
+            str(root / "runs"),
+            "--name",
+            name,
+            "--nosave",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=600)
         assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
         with open(root / "runs" / name / "counts.csv", newline="") as f:
@@ -103,8 +129,18 @@ def test_detect_and_val_take_exported_weights(exported):
     onnx, pt = exported["files"]["onnx"], exported["weights"]
     reports = {}
     for name, weights in (("onnx", onnx), ("pt", pt)):
-        cmd = [sys.executable, str(ROOT / "val.py"), "--weights", str(weights), "--project", str(root / "val"),
-               "--name", name, "--batch-size", "1"]
+        cmd = [
+            sys.executable,
+            str(ROOT / "val.py"),
+            "--weights",
+            str(weights),
+            "--project",
+            str(root / "val"),
+            "--name",
+            name,
+            "--batch-size",
+            "1",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=600)
         assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
         reports[name] = json.loads((root / "val" / name / "metrics.json").read_text())

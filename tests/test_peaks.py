@@ -69,8 +69,9 @@ def test_validator_filters_before_nms_only_when_asked():
     s = torch.zeros(2, 2)
     s[0, 0], s[0, 1] = 0.9, 0.5  # a head and its shoulder, boxes far apart so NMS would keep both
     preds = _preds(s.flatten())
-    preds[0, :4] = torch.tensor([[4.0, 12.0, 4.0, 12.0], [4.0, 4.0, 4.0, 4.0], [2.0, 2.0, 2.0, 2.0],
-                                 [2.0, 2.0, 2.0, 2.0]])  # xywh of the 4 points: two 2x2 boxes at x = 4 and 12
+    preds[0, :4] = torch.tensor(
+        [[4.0, 12.0, 4.0, 12.0], [4.0, 4.0, 4.0, 4.0], [2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0]]
+    )  # xywh of the 4 points: two 2x2 boxes at x = 4 and 12
     kept = {}
     for on in (False, True):
         v = CountingValidator(args={"conf": 0.1, "iou": 0.6}, peak_filter=on)

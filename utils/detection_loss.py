@@ -12,7 +12,7 @@ from utils.loss import focal_loss, heatmap_focal_loss, mask_focal_loss
 from utils.targets import build_heatmap_targets
 
 OBJ_LOSSES = ("bce", "focal", "heatmap", "mfl")
-MASK_RULES = ("box", "fg")
+MASK_RULES = ("box", "fg", "best")
 _NEIGHBOURS = torch.tensor(
     [[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], dtype=torch.float32
 )  # centre, left, up, right, down
@@ -31,8 +31,10 @@ class YOLOv5Loss:
     The focal family is normalised by N = the number of ground-truth heads in the batch, as in the paper.
 
     The mask of L_m (`mfl_mask`): "fg" (the default), only the matched cells, the ones whose boxes are trained and so
-    can land on the head, or "box", every cell inside a box on each anchor its size passes (the paper's reading, which
-    over-fires early and duplicates heads: BENCHMARKS.md). `mfl_quality` q in [0, 1] (True = 1) multiplies the target
+    can land on the head; "best", the matched cells of the one level/anchor pair whose anchor fits the head best
+    (YOLOv3's single responsible anchor), the other matched pairs being negatives, so a head is not trained to fire on
+    up to nine anchors whose boxes NMS cannot merge; or "box", every cell inside a box on each anchor its size passes
+    (the paper's reading, which over-fires early and duplicates heads: BENCHMARKS.md). `mfl_quality` q in [0, 1] (True = 1) multiplies the target
     by (1 - q) + q × CIoU, CIoU being the matched cell's detached CIoU (0 outside the matched cells), the value the BCE
     objectness regresses to: YOLOv5's `gr` blend, so a cell whose box misses the head is trained to a lower score while
     q < 1 keeps a floor for the first epochs, whose boxes miss every head.
@@ -110,8 +112,9 @@ class YOLOv5Loss:
         targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1).to(device)
         lbox, lcls, lobj = (torch.zeros((), device=device) for _ in range(3))
         n_obj = max(targets.shape[0], 1)
+        best = self._best_pair(targets, (img_h, img_w)) if self.mfl_mask == "best" else None
         for i, p in enumerate(raw):
-            b, a, gj, gi, tbox, anchors, tcls, assigned = self._match(targets, i, p.shape[2:4])
+            b, a, gj, gi, tbox, anchors, t, assigned = self._match(targets, i, p.shape[2:4])
             iou = torch.zeros(0, device=device)
             if b.numel():
                 ps = p[b, a, gj, gi].float()
@@ -119,17 +122,18 @@ class YOLOv5Loss:
                 iou = bbox_iou(pbox, tbox, CIoU=True).squeeze(-1)
                 lbox = lbox + (1.0 - iou).mean()
                 if self.nc > 1:
-                    t = F.one_hot(tcls, self.nc).float()
-                    lcls = lcls + F.binary_cross_entropy_with_logits(ps[:, 5:], t)
-            lobj = lobj + self._objectness(p[..., 4], (b, a, gj, gi), iou, assigned, i, (img_h, img_w), n_obj)
+                    onehot = F.one_hot(targets[t, 1].long(), self.nc).float()
+                    lcls = lcls + F.binary_cross_entropy_with_logits(ps[:, 5:], onehot)
+            on_best = None if best is None else best[t] == i * self.na + a
+            lobj = lobj + self._objectness(p[..., 4], (b, a, gj, gi), iou, assigned, i, (img_h, img_w), n_obj, on_best)
         items = {"box_loss": lbox * self.gain["box"], "obj_loss": lobj}
         if self.nc > 1:  # one class (heads) has no class term: no column of zeros in results.csv and results.png
             items["cls_loss"] = lcls * self.gain["cls"]
         total = torch.stack(list(items.values()))
         return total * bs, {k: v.detach() for k, v in items.items()}
 
-    def _objectness(self, logits, cells, iou, assigned, i, img_hw, n_obj) -> torch.Tensor:
-        """Objectness loss of level `i` for the configured kind."""
+    def _objectness(self, logits, cells, iou, assigned, i, img_hw, n_obj, on_best=None) -> torch.Tensor:
+        """Objectness loss of level `i` for the configured kind (`on_best`: which matched cells are on a best pair)."""
         if self.kind in {"bce", "focal"}:
             tobj = torch.zeros_like(logits, dtype=torch.float32)
             tobj[cells] = iou.detach().clamp(0).to(tobj.dtype)  # IoU-aware target (YOLOv5, gr = 1)
@@ -139,15 +143,17 @@ class YOLOv5Loss:
         heatmap, mask = self._heatmap(assigned, i, logits.shape, img_hw)
         if self.kind == "heatmap":
             return self.fl_obj * heatmap_focal_loss(logits, heatmap, beta=self.hm_beta, num_objects=n_obj, **self.fl)
-        heatmap, mask = self._mfl_targets(heatmap, mask, cells, iou)
+        heatmap, mask = self._mfl_targets(heatmap, mask, cells, iou, on_best)
         return self.fl_obj * mask_focal_loss(
             logits, heatmap, mask, beta=self.mfl_beta, poly=self.mfl_poly, num_objects=n_obj, **self.fl
         )
 
     @torch.no_grad()
-    def _mfl_targets(self, heatmap, mask, cells, iou) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mfl_targets(self, heatmap, mask, cells, iou, on_best=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Target p and mask of L_m under the configured mask rule, target kind and quality scaling."""
-        if self.mfl_mask == "fg":
+        if self.mfl_mask == "best":
+            cells, iou = tuple(c[on_best] for c in cells), iou[on_best]
+        if self.mfl_mask in {"fg", "best"}:
             mask = torch.zeros_like(mask)
             mask[cells] = True
         if self.binary:
@@ -170,6 +176,14 @@ class YOLOv5Loss:
         return heatmap.view(shape), mask.view(shape)
 
     @torch.no_grad()
+    def _best_pair(self, targets: torch.Tensor, img_hw: tuple[int, int]) -> torch.Tensor:
+        """(n,) index level × na + anchor of the anchor whose worst side ratio to each box is smallest (first on ties)."""
+        anchors_px = (self.anchors * self.stride.view(-1, 1, 1)).view(-1, 2).to(targets.device)  # (nl * na, 2)
+        wh = targets[:, 4:6] * torch.tensor([img_hw[1], img_hw[0]], device=targets.device)
+        ratio = wh[:, None] / anchors_px[None]  # (n, nl * na, 2)
+        return torch.max(ratio, 1 / ratio).amax(2).argmin(1)
+
+    @torch.no_grad()
     def _match(self, targets: torch.Tensor, i: int, grid_hw: tuple[int, int]):
         """YOLOv5's assignment at level `i`: anchors whose size ratio to a box is under `anchor_t`, on the box's
         centre cell and the two neighbouring cells nearest the centre.
@@ -178,7 +192,7 @@ class YOLOv5Loss:
             b, a, gj, gi (torch.Tensor): Image, anchor, row and column of each positive.
             tbox (torch.Tensor): (m, 4) target xywh relative to the positive's cell, grid units.
             anchors (torch.Tensor): (m, 2) anchor sizes of the positives, grid units.
-            tcls (torch.Tensor): (m,) class of each positive.
+            t (torch.Tensor): (m,) index of each positive's box in `targets`.
             assigned (tuple[torch.Tensor, torch.Tensor]): (image * na + anchor, normalised xywh) of each box-anchor
                 pair that passed the ratio rule, for the heatmap targets.
         """
@@ -200,4 +214,4 @@ class YOLOv5Loss:
         gij = (gxy - _NEIGHBOURS.to(device)[k] * 0.5).long()
         gi, gj = gij[:, 0].clamp(0, gw - 1), gij[:, 1].clamp(0, gh - 1)
         tbox = torch.cat((gxy - torch.stack((gi, gj), 1), wh[t]), 1)
-        return img, a, gj, gi, tbox, anchors[a], targets[t, 1].long(), assigned
+        return img, a, gj, gi, tbox, anchors[a], t, assigned
