@@ -112,6 +112,11 @@ def test_fg_rule_quality_and_binary_targets(model):
     sigma = 5 * (1 + math.exp(-5)) / 6
     assert heatmap[0, _point(0, 3, 3)].item() == pytest.approx(0.8)
     assert heatmap[0, _point(0, 2, 2)].item() == pytest.approx(0.5 * math.exp(-0.5 / (2 * sigma**2)), rel=1e-5)
+    crit = _criterion(model, loss="mfl", mfl_mask="fg", mfl_quality=0.5)  # YOLOv5's gr blend: 0.5 + 0.5 × label
+    _set_context(crit, _one_box_batch(), fg)
+    heatmap, _ = crit.mfl_targets(soft)
+    assert heatmap[0, _point(0, 3, 3)].item() == pytest.approx(0.9)
+    assert heatmap[0, _point(0, 2, 2)].item() == pytest.approx(0.75 * math.exp(-0.5 / (2 * sigma**2)), rel=1e-5)
     crit = _criterion(model, loss="mfl", mfl_mask="fg", mfl_target="binary", mfl_quality=False)
     _set_context(crit, _one_box_batch(), fg)
     heatmap, _ = crit.mfl_targets(soft)
