@@ -18,6 +18,7 @@ Torch threads: 1 by default (see --threads); --threads 0 keeps val.py's own sett
 Usage:
     python bench/val_speed.py                                     # SCUT-Head A val if ../shared exists
     python bench/val_speed.py --weights runs/train/exp/weights/best.pt --device 0 --batch-size 64
+    python bench/val_speed.py --weights ours.pt --stock stock.pt --threads 0  # + stock model.val(), same run
 """
 
 from __future__ import annotations
@@ -203,8 +204,31 @@ def report(timers: Timers, wall: float, import_s: float, data: str, lifted: bool
     )
 
 
+def stock_val(weights: str, data: str, opt: argparse.Namespace, timers: Timers) -> tuple[str, float]:
+    """Time Ultralytics' own `model.val()` on a stock checkpoint with val.py's image size, batch, conf, IoU and
+    max_det (its own threads and plots); return the comparison line and its wall time."""
+    from ultralytics import YOLO
+
+    from utils import MAX_DET
+
+    nms_before = timers.total["nms"]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        metrics = YOLO(weights).val(
+            data=data, imgsz=opt.imgsz, batch=opt.batch_size, conf=0.001, iou=0.6, max_det=MAX_DET,
+            device=opt.device, project=tmp, name="val", verbose=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - t
+        threads = torch.get_num_threads()
+    nms = timers.total["nms"] - nms_before
+    return (
+        f"- stock Ultralytics `YOLO({Path(weights).name}).val()` (same data, imgsz, batch, conf 0.001, IoU 0.6, max_det "
+        f"{MAX_DET}; {threads} torch threads): {wall:.2f} s, NMS {nms:.2f} s, mAP50 {metrics.box.map50:.3f}\n"
+    ), wall
+
+
 def main(opt: argparse.Namespace) -> None:
-    """Run val.py once, instrumented, and print the table."""
+    """Run val.py once, instrumented, then stock `model.val()` if asked, and print the table."""
     t0 = time.perf_counter()
     import val
 
@@ -236,6 +260,9 @@ def main(opt: argparse.Namespace) -> None:
         shown = " ".join("<weights>" if a == weights else "<tmp>" if a == tmp else a for a in args)
     print(f"- val.py arguments: `{shown}`\n")
     print(report(timers, wall, import_s, Path(data).name, opt.nms_no_time_limit, opt.full_nms))
+    if opt.stock:
+        line, stock_wall = stock_val(opt.stock, data, opt, timers)
+        print(line + f"- val.py / stock model.val() wall time: {wall / stock_wall:.2f}x\n")
 
 
 def parse_opt() -> argparse.Namespace:
@@ -249,6 +276,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32, help="val.py --batch-size")
     p.add_argument("--device", default="cpu", help="val.py --device")
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    p.add_argument("--stock", default="", help="stock Ultralytics checkpoint: also time its own model.val(), same run")
     p.add_argument(
         "--nms-no-time-limit",
         action="store_true",
