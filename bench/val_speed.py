@@ -204,9 +204,14 @@ def report(timers: Timers, wall: float, import_s: float, data: str, lifted: bool
     )
 
 
-def stock_val(weights: str, data: str, opt: argparse.Namespace, timers: Timers) -> tuple[str, float]:
+def stock_val(weights: str, data: str, opt: argparse.Namespace, timers: Timers, rect: bool) -> tuple[str, float]:
     """Time Ultralytics' own `model.val()` on a stock checkpoint with val.py's image size, batch, conf, IoU and
-    max_det (its own threads and plots); return the comparison line and its wall time."""
+    max_det (its own threads and plots); return the comparison line and its wall time.
+
+    `rect=True` is what `model.val()` does by default: batches of like aspect ratio, letterboxed to the smallest
+    multiple of the stride, so a 16:9 image costs about 0.6 of a square one. val.py letterboxes square inputs, as
+    exported models must, so that an export counts exactly as its .pt; `rect=False` times stock on the same inputs.
+    """
     from ultralytics import YOLO
 
     from utils import MAX_DET
@@ -216,14 +221,15 @@ def stock_val(weights: str, data: str, opt: argparse.Namespace, timers: Timers) 
         t = time.perf_counter()
         metrics = YOLO(weights).val(
             data=data, imgsz=opt.imgsz, batch=opt.batch_size, conf=0.001, iou=0.6, max_det=MAX_DET,
-            device=opt.device, project=tmp, name="val", verbose=False,
+            device=opt.device, project=tmp, name="val", verbose=False, rect=rect,
         )  # fmt: skip
         wall = time.perf_counter() - t
         threads = torch.get_num_threads()
     nms = timers.total["nms"] - nms_before
     return (
-        f"- stock Ultralytics `YOLO({Path(weights).name}).val()` (same data, imgsz, batch, conf 0.001, IoU 0.6, max_det "
-        f"{MAX_DET}; {threads} torch threads): {wall:.2f} s, NMS {nms:.2f} s, mAP50 {metrics.box.map50:.3f}\n"
+        f"- stock Ultralytics `YOLO({Path(weights).name}).val(rect={rect})` (same data, imgsz, batch, conf 0.001, IoU 0.6, "
+        f"max_det {MAX_DET}; {threads} torch threads): {wall:.2f} s, NMS {nms:.2f} s, mAP50 {metrics.box.map50:.3f}, "
+        f"per image (ms) {', '.join(f'{k} {v:.1f}' for k, v in metrics.speed.items())}\n"
     ), wall
 
 
@@ -260,9 +266,9 @@ def main(opt: argparse.Namespace) -> None:
         shown = " ".join("<weights>" if a == weights else "<tmp>" if a == tmp else a for a in args)
     print(f"- val.py arguments: `{shown}`\n")
     print(report(timers, wall, import_s, Path(data).name, opt.nms_no_time_limit, opt.full_nms))
-    if opt.stock:
-        line, stock_wall = stock_val(opt.stock, data, opt, timers)
-        print(line + f"- val.py / stock model.val() wall time: {wall / stock_wall:.2f}x\n")
+    for rect in (True, False) if opt.stock else ():
+        line, stock_wall = stock_val(opt.stock, data, opt, timers, rect)
+        print(line + f"- val.py / stock model.val(rect={rect}) wall time: {wall / stock_wall:.2f}x\n")
 
 
 def parse_opt() -> argparse.Namespace:
