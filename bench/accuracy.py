@@ -39,6 +39,7 @@ LOSSES = {  # loss name: objectness overrides, for either head
 FREE = "free-"  # row prefix of the anchor-free YOLOv5u head
 RUNS = {**LOSSES, **{FREE + k: v for k, v in LOSSES.items()}}
 RESULTS = ROOT / "bench" / "results" / "accuracy.csv"  # one row per trained model, merged across runs
+NOT_VARIANT = {"save_period", "workers", "device", "plots"}  # --set keys that change no trained weight
 RESULT_KEY = ["head", "loss", "variant", "seed", "imgsz", "epochs", "train_images", "val_images"]
 STOCK = "stock"  # reference row: Ultralytics' own YOLOv5n (anchor-free head, its loss and default hyperparameters)
 STOCK_MODEL = "yolov5n.yaml"
@@ -173,7 +174,7 @@ def result_rows(rows: list[dict], opt: argparse.Namespace, train_images: int) ->
     for r in rows:
         base = base_name(r["loss"])
         head = "stock-ultralytics" if base == STOCK else "yolov5u" if base.startswith(FREE) else "yolov5-anchor"
-        variant = " ".join(f"{k}={v}" for k, v in opt.set) or "default"
+        variant = " ".join(f"{k}={v}" for k, v in opt.set if k not in NOT_VARIANT) or "default"
         out.append(
             dict(
                 head=head,
