@@ -55,6 +55,12 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image")
     p.add_argument("--count-conf", type=_count_conf_arg, default=None, help="count threshold: float, or 'auto'")
     p.add_argument(
+        "--rect",
+        action="store_true",
+        help="rectangular batches for .pt weights, as Ultralytics' model.val() (less padding: faster on wide images); "
+        "default square letterboxed inputs, which exports need and the stored count threshold was calibrated on",
+    )
+    p.add_argument(
         "--peak-filter", action="store_true", help="keep only local maxima of each level's scores before NMS (faster)"
     )
     p.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
@@ -89,6 +95,7 @@ def main(opt: argparse.Namespace) -> dict[str, Any]:
         "conf": opt.conf_thres,
         "iou": opt.iou_thres,
         "max_det": opt.max_det,
+        "rect": opt.rect,  # Ultralytics turns it off for exported models, whose input shape is fixed
         "device": opt.device,
         "save_txt": opt.save_txt,
         "save_conf": opt.save_txt,  # scores in the txt files let users recount at any threshold

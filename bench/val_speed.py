@@ -258,7 +258,7 @@ def main(opt: argparse.Namespace) -> None:
         note = f"checkpoint {opt.weights}" if opt.weights else "UNTRAINED yolov5n-mfl built from its YAML"
         print(f"- model: {note}\n")
         args = ["--data", data, "--weights", weights, "--imgsz", str(opt.imgsz), "--batch-size", str(opt.batch_size)]
-        args += ["--device", opt.device, "--project", tmp, "--name", "val"]
+        args += ["--device", opt.device, "--project", tmp, "--name", "val"] + ["--rect"] * opt.rect
         vopt = val.parse_opt(args)
         t = time.perf_counter()
         val.main(vopt)
@@ -282,6 +282,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32, help="val.py --batch-size")
     p.add_argument("--device", default="cpu", help="val.py --device")
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    p.add_argument("--rect", action="store_true", help="val.py --rect (rectangular batches, as stock model.val())")
     p.add_argument("--stock", default="", help="stock Ultralytics checkpoint: also time its own model.val(), same run")
     p.add_argument(
         "--nms-no-time-limit",

@@ -168,6 +168,25 @@ def test_val_writes_counting_report(crowd, tmp_path, monkeypatch):
     assert (run / "labels").is_dir()
 
 
+def test_rect_batches_letterbox_less_and_count_the_same_labels(crowd, tmp_path, monkeypatch):
+    """--rect: 128x96 images at 256 px enter as Ultralytics' rect shape, ceil(side / 32 + 0.5) strides: 224 rows
+    (0.75 x 8 + 0.5 = 6.5 -> 7) by 288 columns (8.5 -> 9); square 256 without it; the same ground truth is read."""
+    shapes = []
+    preprocess = CountingValidator.preprocess
+
+    def record(self, batch):
+        shapes.append(tuple(batch["img"].shape[2:]))
+        return preprocess(self, batch)
+
+    monkeypatch.setattr(CountingValidator, "preprocess", record)
+    _, square = _val(crowd, "stored", tmp_path / "square", "--imgsz", "256")
+    assert set(shapes) == {(256, 256)}
+    shapes.clear()
+    _, rect = _val(crowd, "stored", tmp_path / "rect", "--imgsz", "256", "--rect")
+    assert set(shapes) == {(224, 288)}
+    assert {k: v[0] for k, v in _read_counts(rect).items()} == {k: v[0] for k, v in _read_counts(square).items()}
+
+
 def test_count_threshold_policy(crowd, tmp_path):
     """--task test uses the threshold stored in the weights unless --count-conf is given; 'auto' tunes on the split
     and says so; weights without one are calibrated on val first, then applied to test."""
