@@ -33,11 +33,12 @@ class YOLOv5Loss:
     The mask of L_m (`mfl_mask`): "fg" (the default), only the matched cells, the ones whose boxes are trained and so
     can land on the head; "best", the matched cells of the one level/anchor pair whose anchor fits the head best
     (YOLOv3's single responsible anchor), the other matched pairs being negatives, so a head is not trained to fire on
-    up to nine anchors whose boxes NMS cannot merge; or "box", every cell inside a box on each anchor its size passes
-    (the paper's reading, which over-fires early and duplicates heads: BENCHMARKS.md). `mfl_quality` q in [0, 1] (True = 1) multiplies the target
-    by (1 - q) + q × CIoU, CIoU being the matched cell's detached CIoU (0 outside the matched cells), the value the BCE
-    objectness regresses to: YOLOv5's `gr` blend, so a cell whose box misses the head is trained to a lower score while
-    q < 1 keeps a floor for the first epochs, whose boxes miss every head.
+    up to nine anchors whose boxes NMS cannot merge (it counted worse: BENCHMARKS.md); or "box", every cell inside a
+    box on each anchor its size passes (the paper's reading, which over-fires early and duplicates heads).
+
+    `mfl_quality` q in [0, 1] (True = 1) multiplies the target by (1 - q) + q × CIoU, CIoU being the matched cell's
+    detached CIoU (0 outside the matched cells), the value the BCE objectness regresses to: YOLOv5's `gr` blend, so a
+    cell whose box misses the head is trained to a lower score while q < 1 keeps a floor for the first epochs.
 
     Examples:
         >>> criterion = YOLOv5Loss.from_model(model)
