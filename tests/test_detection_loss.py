@@ -192,6 +192,24 @@ def test_mfl_best_mask_keeps_the_matched_cells_of_the_best_anchor_only():
     assert items["obj_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_fl_balance_scales_the_negatives_by_one_minus_alpha():
+    """fl_balance: L_m with α 0.25 inside the mask and 0.75 outside it, i.e. mask_focal_loss's alpha_neg."""
+    head = _head()
+    preds, batch = _perfect_preds(head), _batch([HEAD])
+    logits = preds[0][..., 4].detach()
+    b, a, gj, gi, *_, assigned = YOLOv5Loss(head)._match(_targets(batch), 0, (GRID, GRID))
+    heatmap, _ = YOLOv5Loss(head)._heatmap(assigned, 0, (1, 3, GRID, GRID), (IMG, IMG))
+    mask = torch.zeros_like(heatmap, dtype=torch.bool)
+    mask[b, a, gj, gi] = True
+    fl = dict(alpha=0.25, beta=0.5, gamma=2.0, poly=True, num_objects=1)
+    balanced = mask_focal_loss(logits, heatmap * mask, mask, alpha_neg=0.75, **fl)
+    plain = mask_focal_loss(logits, heatmap * mask, mask, **fl)
+    inside = mask_focal_loss(logits, heatmap * mask, mask, alpha_neg=0.0, **fl)  # the mask = 1 branch alone
+    assert balanced.item() == pytest.approx(inside.item() + 3 * (plain - inside).item(), rel=1e-5)  # 0.75 / 0.25
+    _, items = YOLOv5Loss(head, fl_balance=True, fl_obj=1.0)(preds, batch)
+    assert items["obj_loss"].item() == pytest.approx(balanced.item(), rel=1e-5)
+
+
 def test_quality_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="mfl_quality must be in"):
         YOLOv5Loss(_head(), mfl_quality=1.5)

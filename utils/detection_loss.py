@@ -39,6 +39,8 @@ class YOLOv5Loss:
     `mfl_quality` q in [0, 1] (True = 1) multiplies the target by (1 - q) + q × CIoU, CIoU being the matched cell's
     detached CIoU (0 outside the matched cells), the value the BCE objectness regresses to: YOLOv5's `gr` blend, so a
     cell whose box misses the head is trained to a lower score while q < 1 keeps a floor for the first epochs.
+    `fl_balance=True` scales L_m's cells outside the mask by 1 - α instead of α (RetinaNet's balance; Eq. 6 as
+    printed uses α for both).
 
     Examples:
         >>> criterion = YOLOv5Loss.from_model(model)
@@ -64,6 +66,7 @@ class YOLOv5Loss:
         mfl_target: str = "gaussian",
         mfl_mask: str = "fg",
         mfl_quality: float = 0.0,
+        fl_balance: bool = False,
         hm_eta: float = 1.0,
         hm_eps: float = 6.0,
     ):
@@ -87,6 +90,7 @@ class YOLOv5Loss:
         if not 0 <= float(mfl_quality) <= 1:
             raise ValueError(f"mfl_quality must be in [0, 1] (or a bool), got {mfl_quality}")
         self.mfl_mask, self.mfl_quality = mfl_mask, float(mfl_quality)
+        self.alpha_neg = 1 - fl_alpha if fl_balance else None  # RetinaNet's balance on L_m's mask = 0 branch
         self.hm_eta, self.hm_eps = hm_eta, hm_eps
 
     @classmethod
@@ -146,7 +150,14 @@ class YOLOv5Loss:
             return self.fl_obj * heatmap_focal_loss(logits, heatmap, beta=self.hm_beta, num_objects=n_obj, **self.fl)
         heatmap, mask = self._mfl_targets(heatmap, mask, cells, iou, on_best)
         return self.fl_obj * mask_focal_loss(
-            logits, heatmap, mask, beta=self.mfl_beta, poly=self.mfl_poly, num_objects=n_obj, **self.fl
+            logits,
+            heatmap,
+            mask,
+            beta=self.mfl_beta,
+            poly=self.mfl_poly,
+            num_objects=n_obj,
+            alpha_neg=self.alpha_neg,
+            **self.fl,
         )
 
     @torch.no_grad()
