@@ -117,7 +117,7 @@ class YOLOv5Loss:
         targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"]), 1).to(device)
         lbox, lcls, lobj = (torch.zeros((), device=device) for _ in range(3))
         n_obj = max(targets.shape[0], 1)
-        best = self._best_pair(targets, (img_h, img_w)) if self.mfl_mask == "best" else None
+        best = self._best_pair(targets, (img_h, img_w)) if self.kind == "mfl" and self.mfl_mask == "best" else None
         for i, p in enumerate(raw):
             b, a, gj, gi, tbox, anchors, t, assigned = self._match(targets, i, p.shape[2:4])
             iou = torch.zeros(0, device=device)
