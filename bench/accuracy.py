@@ -154,7 +154,7 @@ def loss_settings(args: dict) -> str:
     elif free:
         keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance", "fl_gamma", "mfl_target"]
     else:
-        keys = ["loss", "fl_obj", "mfl_mask", "mfl_quality", "fl_balance", "fl_gamma", "mfl_target"]
+        keys = ["loss", "fl_obj", "mfl_mask", "mfl_quality", "mfl_quality_norm", "fl_balance", "fl_gamma", "mfl_target"]
     return " ".join(f"{k}={args[k]}" for k in keys)
 
 

@@ -210,6 +210,20 @@ def test_fl_balance_scales_the_negatives_by_one_minus_alpha():
     assert items["obj_loss"].item() == pytest.approx(balanced.item(), rel=1e-5)
 
 
+def test_quality_norm_divides_by_the_best_cell_of_each_head_over_all_levels():
+    """Head 0 has cells on two levels (best CIoU 0.8, on level 1), head 1 only misses (CIoU <= 0: targets stay 1)."""
+    ious = [torch.tensor([0.4, -0.2, -0.5]), torch.tensor([0.8, 0.2])]
+    owners = [torch.tensor([0, 0, 1]), torch.tensor([0, 0])]
+    eps = 1e-3
+    q = YOLOv5Loss(_head(), mfl_quality=True, mfl_quality_norm=True)._quality(ious, owners, 2)
+    assert torch.allclose(q[0], torch.tensor([(0.4 + eps) / (0.8 + eps), eps / (0.8 + eps), 1.0]))
+    assert torch.allclose(q[1], torch.tensor([1.0, (0.2 + eps) / (0.8 + eps)]))
+    plain = YOLOv5Loss(_head(), mfl_quality=True)._quality(ious, owners, 2)  # without norm: CIoU clamped at 0
+    assert torch.equal(plain[0], torch.tensor([0.4, 0.0, 0.0])) and torch.equal(plain[1], torch.tensor([0.8, 0.2]))
+    bce = YOLOv5Loss(_head(), loss="bce", mfl_quality_norm=True)._quality(ious, owners, 2)  # bce's target untouched
+    assert torch.equal(bce[1], plain[1])
+
+
 def test_quality_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="mfl_quality must be in"):
         YOLOv5Loss(_head(), mfl_quality=1.5)

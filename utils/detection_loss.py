@@ -41,6 +41,9 @@ class YOLOv5Loss:
     cell whose box misses the head is trained to a lower score while q < 1 keeps a floor for the first epochs.
     `fl_balance=True` scales L_m's cells outside the mask by 1 - α instead of α (RetinaNet's balance; Eq. 6 as
     printed uses α for both).
+    With `mfl_quality` > 0, `mfl_quality_norm=True` divides each matched cell's CIoU by the best CIoU among its head's matched cells on every
+    level (TAL's per-box normalisation), so each head keeps a cell trained towards the full Gaussian peak while its
+    worse-placed copies are trained lower; while a head's boxes all miss (every CIoU 0) its targets stay the Gaussian.
 
     Examples:
         >>> criterion = YOLOv5Loss.from_model(model)
@@ -67,6 +70,7 @@ class YOLOv5Loss:
         mfl_mask: str = "fg",
         mfl_quality: float = 0.0,
         fl_balance: bool = False,
+        mfl_quality_norm: bool = False,
         hm_eta: float = 1.0,
         hm_eps: float = 6.0,
     ):
@@ -89,7 +93,7 @@ class YOLOv5Loss:
         self.mfl_beta, self.hm_beta, self.mfl_poly, self.binary = mfl_beta, hm_beta, mfl_poly, mfl_target == "binary"
         if not 0 <= float(mfl_quality) <= 1:
             raise ValueError(f"mfl_quality must be in [0, 1] (or a bool), got {mfl_quality}")
-        self.mfl_mask, self.mfl_quality = mfl_mask, float(mfl_quality)
+        self.mfl_mask, self.mfl_quality, self.quality_norm = mfl_mask, float(mfl_quality), bool(mfl_quality_norm)
         self.alpha_neg = 1 - fl_alpha if fl_balance else None  # RetinaNet's balance on L_m's mask = 0 branch
         self.hm_eta, self.hm_eps = hm_eta, hm_eps
 
@@ -118,8 +122,9 @@ class YOLOv5Loss:
         lbox, lcls, lobj = (torch.zeros((), device=device) for _ in range(3))
         n_obj = max(targets.shape[0], 1)
         best = self._best_pair(targets, (img_h, img_w)) if self.kind == "mfl" and self.mfl_mask == "best" else None
+        matches, ious = [], []
         for i, p in enumerate(raw):
-            b, a, gj, gi, tbox, anchors, t, assigned = self._match(targets, i, p.shape[2:4])
+            b, a, gj, gi, tbox, anchors, t, assigned = match = self._match(targets, i, p.shape[2:4])
             iou = torch.zeros(0, device=device)
             if b.numel():
                 ps = p[b, a, gj, gi].float()
@@ -129,8 +134,12 @@ class YOLOv5Loss:
                 if self.nc > 1:
                     onehot = F.one_hot(targets[t, 1].long(), self.nc).float()
                     lcls = lcls + F.binary_cross_entropy_with_logits(ps[:, 5:], onehot)
+            matches.append(match)
+            ious.append(iou)
+        quality = self._quality(ious, [m[6] for m in matches], targets.shape[0])
+        for i, (p, (b, a, gj, gi, _, _, t, assigned), q) in enumerate(zip(raw, matches, quality)):
             on_best = None if best is None else best[t] == i * self.na + a
-            lobj = lobj + self._objectness(p[..., 4], (b, a, gj, gi), iou, assigned, i, (img_h, img_w), n_obj, on_best)
+            lobj = lobj + self._objectness(p[..., 4], (b, a, gj, gi), q, assigned, i, (img_h, img_w), n_obj, on_best)
         items = {"box_loss": lbox * self.gain["box"], "obj_loss": lobj}
         if self.nc > 1:  # one class (heads) has no class term: no column of zeros in results.csv and results.png
             items["cls_loss"] = lcls * self.gain["cls"]
@@ -141,7 +150,7 @@ class YOLOv5Loss:
         """Objectness loss of level `i` for the configured kind (`on_best`: which matched cells are on a best pair)."""
         if self.kind in {"bce", "focal"}:
             tobj = torch.zeros_like(logits, dtype=torch.float32)
-            tobj[cells] = iou.detach().clamp(0).to(tobj.dtype)  # IoU-aware target (YOLOv5, gr = 1)
+            tobj[cells] = iou.to(tobj.dtype)  # IoU-aware target (YOLOv5, gr = 1)
             if self.kind == "bce":
                 return F.binary_cross_entropy_with_logits(logits.float(), tobj) * self.balance[i] * self.gain["obj"]
             return self.fl_obj * focal_loss(logits, (tobj > 0).float(), num_objects=n_obj, **self.fl)
@@ -161,6 +170,17 @@ class YOLOv5Loss:
         )
 
     @torch.no_grad()
+    def _quality(self, ious: list[torch.Tensor], owners: list[torch.Tensor], n: int) -> list[torch.Tensor]:
+        """Detached CIoU of each level's matched cells, clamped at 0; with `mfl_quality_norm` (mfl only), divided by
+        the best of its head's cells over all levels (`owners`: each cell's index in the targets, of `n`)."""
+        ious = [iou.detach().float().clamp(0) for iou in ious]
+        if not (self.quality_norm and self.kind == "mfl" and n):
+            return ious
+        eps = 1e-3  # a head whose cells all have CIoU 0 keeps targets of 1 x the Gaussian
+        best = torch.zeros(n, device=ious[0].device).scatter_reduce(0, torch.cat(owners), torch.cat(ious), "amax")
+        return [((iou + eps) / (best[t] + eps)).clamp(max=1) for iou, t in zip(ious, owners)]
+
+    @torch.no_grad()
     def _mfl_targets(self, heatmap, mask, cells, iou, on_best=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Target p and mask of L_m under the configured mask rule, target kind and quality scaling."""
         if self.mfl_mask == "best":
@@ -172,7 +192,7 @@ class YOLOv5Loss:
             heatmap = mask.float()
         if self.mfl_quality:
             quality = torch.zeros_like(heatmap)
-            quality[cells] = iou.detach().float().clamp(0)
+            quality[cells] = iou
             heatmap = heatmap * (1 - self.mfl_quality + self.mfl_quality * quality)  # YOLOv5's gr blend
         return heatmap * mask, mask
 
