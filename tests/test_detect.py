@@ -445,3 +445,20 @@ def test_draw_centres_rings_for_truth_dots_for_predictions():
     body = im[band:]
     assert band > 0 and (body[60, 50 + 4] == GT_COLOR).all() and not body[60, 50].any()
     assert (body[150, 250] == PRED_COLOR).all() and not body[150, 250 + 6].any()
+
+
+def test_predictor_nms_runs_on_the_grid_kernel_with_the_same_boxes(weights, monkeypatch):
+    """Our predictor's NMS goes through utils.nms.grid_nms on a large candidate set (conf 0.0001 on a 640 px image of
+    the fixture model: thousands of candidates) and keeps exactly the boxes torchvision's kernel keeps."""
+    import utils.nms
+    from utils.api import HeadCounter
+
+    im = cv2.resize(noisy_patches(8, seed=8), (640, 640))
+    sizes, grid, least = [], utils.nms.grid_nms, utils.nms.GRID_MIN_BOXES
+    monkeypatch.setattr(utils.nms, "grid_nms", lambda b, s, t: sizes.append(len(b)) or grid(b, s, t))
+    counter = HeadCounter(weights, conf=0.0001, imgsz=640, device="cpu")
+    on_grid = counter(im)
+    monkeypatch.setattr(utils.nms, "GRID_MIN_BOXES", 10**9)  # torchvision's kernel for every set
+    plain = counter(im)
+    assert len(sizes) == 1 and sizes[0] >= least
+    assert on_grid.count == plain.count > 0 and np.array_equal(on_grid.boxes, plain.boxes)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 from ultralytics.utils import nms
 
-from utils.nms import candidates, topk_nms
+from utils.nms import candidates, grid_kernel, grid_nms, topk_nms
 
 
 def _crowd(heads: int, per_head: int, background: int, seed: int = 0) -> torch.Tensor:
@@ -86,3 +87,66 @@ def test_two_classes_match_full_nms(multi_label):
     kw = dict(multi_label=multi_label, max_time_img=float("inf"))
     expected = nms.non_max_suppression(pred, 0.05, 0.5, max_det=400, max_nms=10**9, **kw)[0]
     assert torch.equal(topk_nms(pred, 0.05, 0.5, max_det=400, first_k=200, multi_label=multi_label)[0], expected)
+
+
+def _boxes(n: int, seed: int, spread: float = 1000.0, big: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n xyxy boxes of 8-30 px jittered around n / 4 heads (duplicates overlap), a `big` share of them 100-600 px."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(max(n // 4, 1), 2, generator=g) * spread
+    xy = centres[torch.randint(len(centres), (n,), generator=g)] + torch.randn(n, 2, generator=g) * 3
+    wh = 8 + torch.rand(n, 2, generator=g) * 22
+    large = torch.rand(n, generator=g) < big
+    wh[large] = 100 + torch.rand(int(large.sum()), 2, generator=g) * 500
+    return torch.cat((xy - wh / 2, xy + wh / 2), 1), torch.rand(n, generator=g)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("iou", [0.0, 0.3, 0.45, 0.7])
+@pytest.mark.parametrize("big", [0.0, 0.02])
+def test_grid_nms_returns_torchvisions_result(seed, iou, big):
+    """Same kept indices in the same order as torchvision's kernel, with and without large boxes among the heads."""
+    boxes, scores = _boxes(3000, seed, big=big)
+    assert torch.equal(grid_nms(boxes, scores, iou), torchvision.ops.nms(boxes, scores, iou))
+
+
+def test_grid_nms_ties_degenerate_and_tiny_inputs():
+    """Tied scores keep the lower index first; zero-area boxes, one box and no box behave as torchvision's."""
+    boxes, _ = _boxes(2000, 5)
+    scores = (torch.rand(2000, generator=torch.Generator().manual_seed(1)) * 4).floor()  # 4 distinct values
+    boxes[::50, 2:] = boxes[::50, :2]  # zero-area boxes
+    for b, s in ((boxes, scores), (boxes[:1], scores[:1]), (boxes[:0], scores[:0])):
+        assert torch.equal(grid_nms(b, s, 0.45), torchvision.ops.nms(b, s, 0.45))
+
+
+def test_grid_nms_finishes_chains_longer_than_its_rounds():
+    """A row of boxes each overlapping the next, scores falling along it: one box settles per round, so 200 boxes
+    need torchvision's kernel to finish; the result still alternates kept / dropped."""
+    x = torch.arange(200, dtype=torch.float32) * 5
+    boxes = torch.stack((x, torch.zeros(200), x + 10, torch.full((200,), 10.0)), 1)  # neighbours: IoU 1/3
+    scores = torch.linspace(1, 0, 200)
+    kept = grid_nms(boxes, scores, 0.3)
+    assert torch.equal(kept, torchvision.ops.nms(boxes, scores, 0.3)) and kept.tolist() == list(range(0, 200, 2))
+
+
+def test_grid_kernel_is_used_by_ultralytics_nms_and_restored(monkeypatch):
+    """Inside grid_kernel() Ultralytics' NMS goes through grid_nms for large sets, with the same result; after it,
+    torchvision.ops.nms is torchvision's again."""
+    import utils.nms as unms
+
+    pred = _crowd(heads=500, per_head=4, background=2000)
+    calls = []
+    monkeypatch.setattr(unms, "grid_nms", lambda *a: calls.append(len(a[0])) or grid_nms(*a))
+    original = torchvision.ops.nms
+    with grid_kernel():
+        with grid_kernel():  # nesting is harmless
+            got = _full(pred, 0.25, 0.45, 3000)
+    assert torchvision.ops.nms is original and calls == candidates(pred, 0.25).tolist()
+    assert torch.equal(got[0], _full(pred, 0.25, 0.45, 3000)[0])
+
+
+def test_grid_nms_on_a_sparse_grid_of_class_offset_boxes():
+    """Ultralytics offsets each class's boxes by 7,680 px: the grid is then too wide for a dense cell table and the
+    binary-search path runs; same result as torchvision's."""
+    boxes, scores = _boxes(3000, 7)
+    boxes = boxes + (torch.arange(3000) % 5 * 7680.0)[:, None]  # as Ultralytics does: x + c, y + c
+    assert torch.equal(grid_nms(boxes, scores, 0.45), torchvision.ops.nms(boxes, scores, 0.45))
