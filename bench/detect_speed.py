@@ -207,9 +207,21 @@ def crowd_prediction(n_heads: int, per_head: int, hw: tuple[int, int], anchors: 
     return torch.cat((torch.cat((xy, wh, score), 1), bg))[torch.randperm(anchors, generator=g)].T[None].contiguous()
 
 
+def grid_non_max_suppression(pred: torch.Tensor, conf: float) -> list[torch.Tensor]:
+    """Ultralytics' NMS on `utils.nms.grid_nms`'s kernel, as our predictor runs it."""
+    from ultralytics.utils import nms
+
+    from utils.nms import grid_kernel
+
+    with grid_kernel():
+        return nms.non_max_suppression(pred, conf, IOU, max_det=MAX_DET)
+
+
 def postprocess_table(opt: argparse.Namespace, weights: str, device: str) -> str:
     """Table 2: NMS and postprocessing at 3,000 detections per image against preprocess and inference."""
     from ultralytics.utils import nms
+
+    from utils.nms import GRID_MIN_BOXES
 
     conf, size = 0.25, opt.post_imgsz
     c = Contenders(weights, conf, [size, size], device, opt.threads, opt.stock_cfg)
@@ -218,6 +230,7 @@ def postprocess_table(opt: argparse.Namespace, weights: str, device: str) -> str
         c.run(name, str(folder))
     # AutoBackend.warmup() imports torchvision, which makes Ultralytics' NMS use torchvision's kernel, not TorchNMS
     kernel = "torchvision.ops.nms" if "torchvision" in sys.modules else "Ultralytics TorchNMS (Python loop)"
+    kernel += f", ours on utils.nms.grid_nms from {GRID_MIN_BOXES} candidates"
     im0 = cv2.imread(str(next(folder.iterdir())))
     img = c.ours.preprocess([im0])
     out = c.ours.inference(img)
@@ -226,6 +239,7 @@ def postprocess_table(opt: argparse.Namespace, weights: str, device: str) -> str
         "preprocess (ours)": lambda: c.ours.preprocess([im0]),
         "inference (ours)": lambda: c.ours.inference(img),
         "NMS alone (non_max_suppression)": lambda: nms.non_max_suppression(pred, conf, IOU, max_det=MAX_DET),
+        "NMS alone on grid_nms (utils.nms.grid_kernel)": lambda: grid_non_max_suppression(pred, conf),
         "postprocess (ours: NMS, results, counts)": lambda: c.ours.postprocess(pred, img, [im0]),
         "postprocess (Ultralytics DetectionPredictor)": lambda: c.stock.predictor.postprocess(pred, img, [im0]),
     }
@@ -245,7 +259,9 @@ def postprocess_table(opt: argparse.Namespace, weights: str, device: str) -> str
         f"{kernel}; {opt.threads} threads, {opt.post_repeats} interleaved repeats, median)\n\n"
         f"{markdown_table(['stage', 'ms/img', 'spread', 'share of ours pre + inf + post'], rows)}\n\n"
         f"Postprocessing share of our detection time at {kept} detections: {100 * post / total:.1f}% "
-        f"(NMS alone {100 * t['NMS alone (non_max_suppression)'] / total:.1f}%) of {total * 1e3:.0f} ms/img. "
+        f"of {total * 1e3:.0f} ms/img; Ultralytics' NMS on torchvision's kernel alone would be "
+        f"{100 * t['NMS alone (non_max_suppression)'] / total:.1f}%, on grid_nms "
+        f"{100 * t['NMS alone on grid_nms (utils.nms.grid_kernel)'] / total:.1f}%. "
         f"Load after: {load()}\n"
     )
 
@@ -271,9 +287,12 @@ def main(opt: argparse.Namespace) -> None:
             f"- ours: CountingPredictor on {note}; stock: YOLO('{opt.stock_cfg}') (untrained, Ultralytics' "
             f"anchor-free head, {opt.stock_cfg} nc from the YAML)\n"
         )
-        print(thread_table(opt, weights, device), flush=True)
-        print(throughput_table(opt, weights, conf, source, device), flush=True)
-        print(postprocess_table(opt, weights, device))
+        if 0 in opt.tables:
+            print(thread_table(opt, weights, device), flush=True)
+        if 1 in opt.tables:
+            print(throughput_table(opt, weights, conf, source, device), flush=True)
+        if 2 in opt.tables:
+            print(postprocess_table(opt, weights, device))
 
 
 def parse_opt() -> argparse.Namespace:
@@ -294,6 +313,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--post-heads", type=int, default=MAX_DET, help="heads (detections) per image in table 2")
     p.add_argument("--per-head", type=int, default=4, help="candidate boxes above conf per head in table 2")
     p.add_argument("--post-repeats", type=int, default=10, help="timed rounds of table 2")
+    p.add_argument("--tables", type=int, nargs="+", default=[0, 1, 2], help="which tables to print")
     return p.parse_args()
 
 
