@@ -251,6 +251,10 @@ def main(opt: argparse.Namespace) -> None:
     CountingValidator.get_stats = note_threads
     if opt.full_nms:
         full_nms()
+    if opt.torchvision_nms:
+        import utils.nms
+
+        utils.nms.GRID_MIN_BOXES = 10**9  # every candidate set below the grid kernel's threshold
     data = opt.data or default_data(opt.images)
     print(machine_header(torch.device("cpu" if opt.device in {"", "cpu"} else f"cuda:{opt.device}")))
     with tempfile.TemporaryDirectory() as tmp:
@@ -289,6 +293,11 @@ def parse_opt() -> argparse.Namespace:
         action="store_true",
         help="lift Ultralytics' NMS time limit (not val.py's "
         "behaviour: shows what full NMS costs when val.py's batches run past it)",
+    )
+    p.add_argument(
+        "--torchvision-nms",
+        action="store_true",
+        help="run NMS on torchvision's kernel only, as before utils.nms.grid_nms (for before/after timings)",
     )
     p.add_argument(
         "--full-nms",
