@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterator
 
 import torch
@@ -25,7 +26,7 @@ import torchvision  # Ultralytics' NMS uses torchvision's kernel only once it is
 from ultralytics.utils import nms
 
 GRID_MIN_BOXES = 2000  # below this torchvision's kernel is as fast or faster (crossover 1,000-2,000 boxes here)
-MAX_PAIRS_PER_BOX = 2000  # more neighbours than this (boxes piled on each other): torchvision's kernel instead
+MAX_PAIRS_PER_BOX = 256  # more neighbours than this (boxes piled on each other): torchvision's kernel instead
 MAX_ROUNDS = 32  # a chain of overlaps longer than this is finished by torchvision's kernel on the unsettled boxes
 _KERNEL = torch.ops.torchvision.nms  # torchvision's own kernel, whatever `grid_kernel` does to torchvision.ops.nms
 
@@ -65,20 +66,26 @@ def _neighbour_pairs(centre: torch.Tensor, pool: torch.Tensor, query: torch.Tens
     return total, build
 
 
-def _candidate_pairs(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(i, j), i < j, of every pair of score-sorted `boxes` that may intersect; None past the pair budget.
+def _candidate_pairs(boxes: torch.Tensor, iou_threshold: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(i, j), i < j, of every pair of score-sorted `boxes` that may overlap by IoU > `iou_threshold` (in [0, 1));
+    None past the pair budget.
 
-    Boxes are binned by their longest side in powers of two of the median side, so one large box does not coarsen
-    everyone's grid: the boxes of bin L are compared with those of bins up to L on a grid whose cell is their largest
-    side.
+    A box pair's IoU is at most the IoU of its x intervals and of its y intervals (the intersection is ix x iy, and
+    iy <= both heights). Intervals of lengths w1 <= w2 with IoU > t have centres less than (1 - t) / (1 + t) x
+    (w1 + w2) / 2 apart, and w1 > t x w2. So boxes are binned by their longest side in powers of two of the median
+    side; bin L is compared only with the bins down to where sides can be t x its own, on a grid whose cell is
+    (1 - t) / (1 + t) x the largest side among them (a quarter of it at val.py's IoU 0.6).
     """
     side = (boxes[:, 2:] - boxes[:, :2]).amax(1).clamp(min=1e-6)
     level = torch.log2(side / side.median()).floor().clamp(min=0).long()
+    # bins below L to pair, and the cell / largest side; each with a margin for rounding at bin and cell edges
+    reach = math.floor(math.log2(1 / iou_threshold)) + 2 if iou_threshold > 0 else math.inf
+    shrink = 1.01 * (1 - iou_threshold) / (1 + iou_threshold)
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     found, total = [], 0
     for lv in level.unique().tolist():  # a handful of size bins, not boxes
-        query, pool = (level == lv).nonzero().view(-1), (level <= lv).nonzero().view(-1)
-        count, pairs = _neighbour_pairs(centre, pool, query, float(side[pool].max()))
+        query, pool = (level == lv).nonzero().view(-1), ((level <= lv) & (level >= lv - reach)).nonzero().view(-1)
+        count, pairs = _neighbour_pairs(centre, pool, query, shrink * float(side[pool].max()))
         total += count
         if total > MAX_PAIRS_PER_BOX * len(boxes):
             return None
@@ -131,16 +138,17 @@ def grid_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) ->
     Args:
         boxes (torch.Tensor): (n, 4) xyxy boxes.
         scores (torch.Tensor): (n,) scores.
-        iou_threshold (float): A box is dropped when a kept box of higher score overlaps it by IoU > this (>= 0).
+        iou_threshold (float): A box is dropped when a kept box of higher score overlaps it by IoU > this (outside
+            [0, 1) torchvision's kernel runs).
 
     Returns:
         (torch.Tensor): int64 indices of the kept boxes, by decreasing score (ties: lower index first).
     """
-    if not bool(torch.isfinite(boxes).all()):
+    if not (0 <= iou_threshold < 1 and bool(torch.isfinite(boxes).all())):  # IoU < 0 suppresses disjoint boxes too
         return _KERNEL(boxes, scores, iou_threshold)
     order = scores.argsort(descending=True, stable=True)
     ranked = boxes[order]
-    pairs = _candidate_pairs(ranked) if len(boxes) > 1 else (order[:0], order[:0])
+    pairs = _candidate_pairs(ranked, iou_threshold) if len(boxes) > 1 else (order[:0], order[:0])
     if pairs is None:
         return _KERNEL(boxes, scores, iou_threshold)
     i, j = pairs
