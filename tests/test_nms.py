@@ -136,11 +136,12 @@ def test_grid_kernel_is_used_by_ultralytics_nms_and_restored(monkeypatch):
     pred = _crowd(heads=500, per_head=4, background=2000)
     calls = []
     monkeypatch.setattr(unms, "grid_nms", lambda *a: calls.append(len(a[0])) or grid_nms(*a))
-    original = torchvision.ops.nms
+    original, threads = torchvision.ops.nms, torch.get_num_threads()
     with grid_kernel():
         with grid_kernel():  # nesting is harmless
             got = _full(pred, 0.25, 0.45, 3000)
     assert torchvision.ops.nms is original and calls == candidates(pred, 0.25).tolist()
+    assert torch.get_num_threads() == threads  # grid_nms runs on one thread, then gives the others back
     assert torch.equal(got[0], _full(pred, 0.25, 0.45, 3000)[0])
 
 

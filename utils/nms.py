@@ -162,10 +162,19 @@ def grid_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) ->
 
 
 def _dispatch(kernel, boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """`grid_nms` for large CPU candidate sets, torchvision's `kernel` otherwise."""
-    if boxes.device.type == "cpu" and len(boxes) >= GRID_MIN_BOXES:
+    """`grid_nms` for large CPU candidate sets, on one thread, torchvision's `kernel` otherwise.
+
+    grid_nms is many small tensor operations: with a second thread each one waits for it, and on a machine whose
+    other cores are busy that wait made it 3x slower (BENCHMARKS.md); torchvision's kernel is single-threaded too.
+    """
+    if boxes.device.type != "cpu" or len(boxes) < GRID_MIN_BOXES:
+        return kernel(boxes, scores, iou_threshold)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
         return grid_nms(boxes, scores, iou_threshold)
-    return kernel(boxes, scores, iou_threshold)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager
