@@ -271,6 +271,20 @@ def test_objectness_gain_scales_with_image_size_and_p2_balance_is_yolov5s():
     assert loss.balance == [4.0, 1.0, 0.25, 0.06] and loss.gain["obj"] == pytest.approx(0.7 * 4 * 3 / 4)
 
 
+def test_scratch_hyp_trains_the_measured_default():
+    """data/hyps/hyp.scratch.yaml (what train.py uses for the anchor head): L_m^P1 on the matched cells, Gaussian × the
+    CIoU normalised per head, fl_obj 0.1, the best setting measured (BENCHMARKS.md)."""
+    from ultralytics.utils import YAML
+
+    from utils import ROOT
+
+    model = torch.nn.Module()
+    model.model = torch.nn.ModuleList([_head()])
+    model.args = YAML.load(ROOT / "data" / "hyps" / "hyp.scratch.yaml")
+    loss = YOLOv5Loss.from_model(model)
+    assert (loss.kind, loss.mfl_mask, loss.mfl_quality, loss.quality_norm, loss.fl_obj) == ("mfl", "fg", 1.0, True, 0.1)
+
+
 def test_paper_hyp_is_the_printed_yolov5_setting():
     """data/hyps/hyp.paper.yaml: L_m^P1 over the whole box with binary targets (1 on every mask cell), α 0.25, γ 2,
     SGD from lr 0.01 with weight decay 0.0001 (Section IV-C); the loss built from it targets 1 on all 4 box cells."""
