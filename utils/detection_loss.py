@@ -41,9 +41,11 @@ class YOLOv5Loss:
     cell whose box misses the head is trained to a lower score while q < 1 keeps a floor for the first epochs.
     `fl_balance=True` scales L_m's cells outside the mask by 1 - α instead of α (RetinaNet's balance; Eq. 6 as
     printed uses α for both).
-    With `mfl_quality` > 0, `mfl_quality_norm=True` divides each matched cell's CIoU by the best CIoU among its head's matched cells on every
-    level (TAL's per-box normalisation), so each head keeps a cell trained towards the full Gaussian peak while its
-    worse-placed copies are trained lower; while a head's boxes all miss (every CIoU 0) its targets stay the Gaussian.
+    With `mfl_quality` > 0, `mfl_quality_norm=True` divides each matched cell's CIoU by the best CIoU among its head's
+    matched cells on every level (TAL's per-box normalisation), so each head keeps a cell trained towards the full
+    Gaussian peak while its worse-placed copies are trained lower; while a head's boxes all miss (every CIoU 0) its
+    targets stay the Gaussian. With `mfl_mask: fg` this is the anchor head's default in hyp.scratch.yaml: it counted
+    best (BENCHMARKS.md).
 
     Examples:
         >>> criterion = YOLOv5Loss.from_model(model)
@@ -146,18 +148,19 @@ class YOLOv5Loss:
         total = torch.stack(list(items.values()))
         return total * bs, {k: v.detach() for k, v in items.items()}
 
-    def _objectness(self, logits, cells, iou, assigned, i, img_hw, n_obj, on_best=None) -> torch.Tensor:
-        """Objectness loss of level `i` for the configured kind (`on_best`: which matched cells are on a best pair)."""
+    def _objectness(self, logits, cells, quality, assigned, i, img_hw, n_obj, on_best=None) -> torch.Tensor:
+        """Objectness loss of level `i` for the configured kind (`quality`: the matched cells' detached CIoU from
+        `_quality`; `on_best`: which matched cells are on a best pair)."""
         if self.kind in {"bce", "focal"}:
             tobj = torch.zeros_like(logits, dtype=torch.float32)
-            tobj[cells] = iou.to(tobj.dtype)  # IoU-aware target (YOLOv5, gr = 1)
+            tobj[cells] = quality.to(tobj.dtype)  # IoU-aware target (YOLOv5, gr = 1)
             if self.kind == "bce":
                 return F.binary_cross_entropy_with_logits(logits.float(), tobj) * self.balance[i] * self.gain["obj"]
             return self.fl_obj * focal_loss(logits, (tobj > 0).float(), num_objects=n_obj, **self.fl)
         heatmap, mask = self._heatmap(assigned, i, logits.shape, img_hw)
         if self.kind == "heatmap":
             return self.fl_obj * heatmap_focal_loss(logits, heatmap, beta=self.hm_beta, num_objects=n_obj, **self.fl)
-        heatmap, mask = self._mfl_targets(heatmap, mask, cells, iou, on_best)
+        heatmap, mask = self._mfl_targets(heatmap, mask, cells, quality, on_best)
         return self.fl_obj * mask_focal_loss(
             logits,
             heatmap,
@@ -181,19 +184,19 @@ class YOLOv5Loss:
         return [((iou + eps) / (best[t] + eps)).clamp(max=1) for iou, t in zip(ious, owners)]
 
     @torch.no_grad()
-    def _mfl_targets(self, heatmap, mask, cells, iou, on_best=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mfl_targets(self, heatmap, mask, cells, quality, on_best=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Target p and mask of L_m under the configured mask rule, target kind and quality scaling."""
         if self.mfl_mask == "best":
-            cells, iou = tuple(c[on_best] for c in cells), iou[on_best]
+            cells, quality = tuple(c[on_best] for c in cells), quality[on_best]
         if self.mfl_mask in {"fg", "best"}:
             mask = torch.zeros_like(mask)
             mask[cells] = True
         if self.binary:
             heatmap = mask.float()
         if self.mfl_quality:
-            quality = torch.zeros_like(heatmap)
-            quality[cells] = iou
-            heatmap = heatmap * (1 - self.mfl_quality + self.mfl_quality * quality)  # YOLOv5's gr blend
+            per_cell = torch.zeros_like(heatmap)
+            per_cell[cells] = quality
+            heatmap = heatmap * (1 - self.mfl_quality + self.mfl_quality * per_cell)  # YOLOv5's gr blend
         return heatmap * mask, mask
 
     @torch.no_grad()
