@@ -39,7 +39,10 @@ def raw_outputs(weights: str, source: Path, imgsz: int, limit: int) -> list[torc
     outs = []
     with torch.inference_mode():
         for f in files:
-            im = LetterBox((imgsz, imgsz), auto=False)(image=cv2.imread(str(f)))
+            if (im := cv2.imread(str(f))) is None:
+                print(f"{f}: not a readable image, skipped")
+                continue
+            im = LetterBox((imgsz, imgsz), auto=False)(image=im)
             x = torch.from_numpy(np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1))).float()[None] / 255
             y = model(x)
             outs.append((y[0] if isinstance(y, (list, tuple)) else y).clone())

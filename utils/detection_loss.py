@@ -181,7 +181,7 @@ class YOLOv5Loss:
             return ious
         eps = 1e-3  # a head whose cells all have CIoU 0 keeps targets of 1 x the Gaussian
         best = torch.zeros(n, device=ious[0].device).scatter_reduce(0, torch.cat(owners), torch.cat(ious), "amax")
-        return [((iou + eps) / (best[t] + eps)).clamp(max=1) for iou, t in zip(ious, owners)]
+        return [(iou + eps) / (best[t] + eps) for iou, t in zip(ious, owners)]  # <= 1: best is their maximum
 
     @torch.no_grad()
     def _mfl_targets(self, heatmap, mask, cells, quality, on_best=None) -> tuple[torch.Tensor, torch.Tensor]:

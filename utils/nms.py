@@ -166,6 +166,7 @@ def _dispatch(kernel, boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: 
 
     grid_nms is many small tensor operations: with a second thread each one waits for it, and on a machine whose
     other cores are busy that wait made it 3x slower (BENCHMARKS.md); torchvision's kernel is single-threaded too.
+    torch's thread count is process-wide: torch work on other threads meanwhile runs on one thread too, briefly.
     """
     if boxes.device.type != "cpu" or len(boxes) < GRID_MIN_BOXES:
         return kernel(boxes, scores, iou_threshold)
