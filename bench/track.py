@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from bench.common import load, machine_header, markdown_table  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, ROOT  # noqa: E402
+from utils.checkpoint import read_train_args  # noqa: E402
 from utils.mot import read_mot  # noqa: E402
-from utils.checkpoint import read_count_conf, read_train_args  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
 from utils.track_eval import score_sequence, sequence_frames, track_sequence  # noqa: E402
 from utils.track_metrics import gt_heads  # noqa: E402
@@ -65,6 +65,12 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=200, help="frames per video")
     p.add_argument("--size", type=int, default=640, help="video frame side in pixels")
     p.add_argument("--min-track-frames", type=int, default=5)
+    p.add_argument(
+        "--trackers",
+        nargs="+",
+        default=["ocsort.yaml", "bytetrack.yaml", "botsort.yaml"],
+        help="Ultralytics trackers to compare, each fitted to the count threshold (the first is the default)",
+    )
     p.add_argument(
         "--line-bands",
         type=float,
@@ -125,32 +131,17 @@ def timed_callbacks(predictor: CountingPredictor) -> list[float]:
     return spent
 
 
-def no_low_stage(shipped: str, conf: float, dest: Path) -> str:
-    """ByteTrack fitted to the count threshold without its low-score stage: NMS stays at the count threshold."""
-    from ultralytics.utils import YAML
-
-    path, _ = fit_thresholds(shipped, conf, dest)
-    YAML.save(dest, {**YAML.load(path), "track_low_thresh": conf})
-    return str(dest)
-
-
 def main(opt: argparse.Namespace):
     """Generate the videos, run every setting, print and save the table."""
     root = CACHE_DIR / "track_bench"
     sequences = [ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=root) for people, seed in VIDEOS]
     imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
     lines = lines_for(opt.size)
-    shipped = find_tracker("bytetrack.yaml")
     base = {"model": opt.weights, "imgsz": imgsz, "save": False, "verbose": False}
     plain = CountingPredictor(overrides=base)
-    settings = {  # name -> tracker argument (a name is fitted to the count threshold, a path is used as it is)
-        "bytetrack (fitted)": "bytetrack.yaml",
-        "bytetrack.yaml as shipped": shipped,
-        "botsort (fitted)": "botsort.yaml",
-        "bytetrack (fitted), no low-score stage": no_low_stage(
-            shipped, read_count_conf(opt.weights), CACHE_DIR / "track_bench" / "bytetrack_no_low.yaml"
-        ),
-    }
+    default = opt.trackers[0]
+    settings = {f"{Path(t).stem} (fitted)": t for t in opt.trackers}  # a name is fitted to the count threshold
+    settings[f"{default} as shipped"] = find_tracker(default)  # a path is used as it is
     trackers = {
         k: CountingPredictor(overrides=base, track=v, lines=lines, min_track_frames=opt.min_track_frames)
         for k, v in settings.items()
@@ -178,9 +169,11 @@ def main(opt: argparse.Namespace):
             rows.append(
                 {**row, "fps": fps, "fps_plain": fps_plain, "overhead": share, "overhead_runs": fps_plain / fps - 1}
             )
-        fitted, _ = fit_thresholds(shipped, 0.5, root / "oracle_bytetrack.yaml")
-        oracle = oracle_tracks(gt, n, fitted, (opt.size, opt.size))
-        default = results["bytetrack (fitted)"]
+        oracles = {}
+        for t in opt.trackers:
+            fitted, _ = fit_thresholds(find_tracker(t), 0.5, root / f"oracle_{Path(t).name}")
+            oracles[Path(t).stem] = oracle_tracks(gt, n, fitted, (opt.size, opt.size))
+        mine = results[f"{Path(default).stem} (fitted)"]
         start = len(rows)
         for band in (0.0, *opt.line_bands):  # the same tracks, counted with a band around the lines
             tag = f", line band {band:g}" if band else ""
@@ -189,18 +182,21 @@ def main(opt: argparse.Namespace):
                     {
                         "video": seq.name,
                         "heads_max": heads,
-                        "setting": f"bytetrack (fitted){tag}",
-                        **score_sequence(gt, default[0], n, lines, opt.min_track_frames, default[1], band),
+                        "setting": f"{Path(default).stem} (fitted){tag}",
+                        **score_sequence(gt, mine[0], n, lines, opt.min_track_frames, mine[1], band),
                     }
                 )
-            rows.append(
-                {
-                    "video": seq.name,
-                    "heads_max": heads,
-                    "setting": f"oracle detections, bytetrack (fitted){tag}",
-                    **score_sequence(gt, oracle, n, lines, opt.min_track_frames, line_band=band),
-                }
-            )
+            for name, oracle in oracles.items():
+                if band and name != Path(default).stem:
+                    continue
+                rows.append(
+                    {
+                        "video": seq.name,
+                        "heads_max": heads,
+                        "setting": f"oracle detections, {name} (fitted){tag}",
+                        **score_sequence(gt, oracle, n, lines, opt.min_track_frames, line_band=band),
+                    }
+                )
         print(pd.DataFrame(rows[start - len(settings) :]).to_string(), flush=True)
     table = pd.DataFrame(rows)
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The batched ByteTrack / BoT-SORT: the batched Kalman correction equals Ultralytics' one per track, and whole
+"""The batched ByteTrack / BoT-SORT / OC-SORT: the batched Kalman correction equals Ultralytics' one per track, and whole
 tracking runs give Ultralytics' outputs exactly, frame by frame."""
 
 from __future__ import annotations
@@ -9,11 +9,19 @@ import torch
 from ultralytics.engine.results import Boxes
 from ultralytics.trackers.bot_sort import BOTSORT
 from ultralytics.trackers.byte_tracker import BYTETracker
+from ultralytics.trackers.oc_sort import OCSORT
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH, KalmanFilterXYWH
 from ultralytics.utils import YAML, IterableSimpleNamespace
 
 from data.synthetic_video import crowd_tracks
-from utils.batched_tracker import BatchedBOTSORT, BatchedBYTETracker, batched, multi_update
+from utils.batched_tracker import (
+    BatchedBOTSORT,
+    BatchedBYTETracker,
+    BatchedOCSORT,
+    batched,
+    direction_cost,
+    multi_update,
+)
 from utils.tracking import find_tracker, fit_thresholds
 
 
@@ -32,7 +40,9 @@ def test_multi_update_is_the_per_track_update(kf):
         np.testing.assert_allclose(bc, one_c, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("name, stock", [("bytetrack.yaml", BYTETracker), ("botsort.yaml", BOTSORT)])
+@pytest.mark.parametrize(
+    "name, stock", [("bytetrack.yaml", BYTETracker), ("botsort.yaml", BOTSORT), ("ocsort.yaml", OCSORT)]
+)
 def test_tracking_a_crowd_gives_ultralytics_outputs(name, stock, tmp_path):
     """A generated crowd (about 100 heads per frame, jittered boxes, scores across both association stages) tracked
     by Ultralytics' tracker and by its batched twin: the same tracks, IDs and scores in every frame."""
@@ -41,7 +51,7 @@ def test_tracking_a_crowd_gives_ultralytics_outputs(name, stock, tmp_path):
     path, _ = fit_thresholds(find_tracker(name), 0.3, tmp_path / name)
     cfg = IterableSimpleNamespace(**{**YAML.load(path), "gmc_method": "none"})
     ours, theirs = batched(stock(args=cfg)), stock(args=cfg)
-    assert type(ours) in (BatchedBYTETracker, BatchedBOTSORT)
+    assert type(ours) in (BatchedBYTETracker, BatchedBOTSORT, BatchedOCSORT)
     img = np.zeros((320, 320, 3), np.uint8)
     for k in range(1, 26):
         xyxy = gt[gt.frame == k][["x1", "y1", "x2", "y2"]].to_numpy() + rng.normal(0, 1, (1, 4))
@@ -50,3 +60,11 @@ def test_tracking_a_crowd_gives_ultralytics_outputs(name, stock, tmp_path):
         a, b = ours.update(det, img), theirs.update(det, img)
         assert a.shape == b.shape and len(a) > 50
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-4)
+
+
+def test_direction_cost_by_hand():
+    """A track at (0, 0) moving along +x: a detection ahead costs 0, one to the side 0.5, one behind 1, one on its
+    centre 0; a track with a zero direction (it stood still) costs 0.5 everywhere off its centre."""
+    targets = np.array([[5, 0], [0, 3], [-2, 0], [0, 0]], np.float32)
+    cost = direction_cost(np.zeros((2, 2), np.float32), np.array([[1, 0], [0, 0]], np.float32), targets)
+    np.testing.assert_allclose(cost, [[0, 0.5, 1, 0], [0.5, 0.5, 0.5, 0]], atol=1e-6)

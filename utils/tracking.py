@@ -23,6 +23,7 @@ from utils.batched_tracker import batched
 from utils.track_counting import TrackCounter, check_inside_frame
 
 DEFAULT_TRACKER = "bytetrack.yaml"
+FITTED = {"bytetrack", "botsort", "ocsort", "deepocsort", "fasttrack"}  # share ByteTrack's thresholds
 
 
 def find_tracker(tracker: str) -> str:
@@ -44,25 +45,28 @@ def find_tracker(tracker: str) -> str:
 
 
 def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
-    """Move a ByteTrack or BoT-SORT YAML's score thresholds onto the count threshold, as a new YAML at `dest`.
+    """Move an Ultralytics tracker YAML's score thresholds onto the count threshold, as a new YAML at `dest`.
 
     Ultralytics' YAMLs start tracks at 0.25 and rescue tracks with detections down to 0.1, i.e. they assume a detector
     whose threshold is 0.25. Our count threshold is calibrated on the validation split instead: tracks start at it
     (`track_high_thresh`, `new_track_thresh`), and the second, low-score association stage keeps the YAML's ratio
     (low = conf * 0.1 / 0.25 for the stock files). `fuse_score` (IoU times score) is turned off: with scores near a
     count threshold of 0.2, a head that moved keeps an IoU of 0.6 but a fused similarity of 0.12, below the 0.2 that
-    `match_thresh` 0.8 asks, and every track broke within a few frames. Other trackers' YAMLs are returned unchanged.
+    `match_thresh` 0.8 asks, and every track broke within a few frames. This applies to the trackers built on
+    ByteTrack's two stages (ByteTrack, BoT-SORT, OC-SORT, Deep OC-SORT, FastTrack); other YAMLs (TrackTrack, whose
+    thresholds mean something else, and users' own files) are returned unchanged.
 
     Returns:
-        (tuple[str, float]): The YAML to track with and the confidence NMS must keep detections from.
+        (tuple[str, float]): The YAML to track with and the confidence NMS must keep detections from: the low
+            threshold, or the count threshold itself when the YAML turns the low-score stage off (`use_byte: false`).
     """
     cfg = YAML.load(tracker)
-    if cfg.get("tracker_type") not in {"bytetrack", "botsort"}:
+    if cfg.get("tracker_type") not in FITTED:
         return tracker, conf
-    low = conf * cfg["track_low_thresh"] / cfg["track_high_thresh"]
-    cfg.update(track_high_thresh=conf, new_track_thresh=conf, track_low_thresh=round(low, 6), fuse_score=False)
+    low = round(conf * cfg["track_low_thresh"] / cfg["track_high_thresh"], 6)
+    cfg.update(track_high_thresh=conf, new_track_thresh=conf, track_low_thresh=low, fuse_score=False)
     YAML.save(dest, cfg)
-    return str(dest), low
+    return str(dest), low if cfg.get("use_byte", True) else conf
 
 
 class VideoTracking:
