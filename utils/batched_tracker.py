@@ -6,8 +6,8 @@ small products per track). Here the matched tracks of an association stage are c
 numpy (the same equations), and each track is then updated by Ultralytics' own `STrack.update` / `re_activate`,
 handed its precomputed result. Association, track life cycle and outputs are Ultralytics' unchanged.
 
-OC-SORT spent a fifth of its time (370 heads per frame) in its momentum cost (OCM), which Ultralytics computes track
-by track; here it is one broadcast over all track-detection pairs.
+OC-SORT's momentum cost (OCM), which Ultralytics computes track by track and which led its profile on a dense crowd,
+is here one broadcast over all track-detection pairs.
 """
 
 from __future__ import annotations

@@ -53,8 +53,9 @@ def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
     (low = conf * 0.1 / 0.25 for the stock files). `fuse_score` (IoU times score) is turned off: with scores near a
     count threshold of 0.2, a head that moved keeps an IoU of 0.6 but a fused similarity of 0.12, below the 0.2 that
     `match_thresh` 0.8 asks, and every track broke within a few frames. This applies to the trackers built on
-    ByteTrack's two stages (ByteTrack, BoT-SORT, OC-SORT, Deep OC-SORT, FastTrack); other YAMLs (TrackTrack, whose
-    thresholds mean something else, and users' own files) are returned unchanged.
+    ByteTrack's two stages (ByteTrack, BoT-SORT, OC-SORT, Deep OC-SORT, FastTrack); other tracker types (TrackTrack,
+    whose thresholds mean something else) are returned unchanged. `VideoTracking` fits only Ultralytics' YAMLs given
+    by name: a user's file is used as written.
 
     Returns:
         (tuple[str, float]): The YAML to track with and the confidence NMS must keep detections from: the low
