@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ultralytics.utils import LOGGER
 
-from utils import MAX_DET, ROOT, cli
+from utils import COUNT_IOU, MAX_DET, ROOT, cli
 from utils.overlay import STYLES
 
 
@@ -46,7 +46,9 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
         "--imgsz", "--img", "--img-size", nargs="+", type=cli.image_size, default=[640], help="inference size h w"
     )
     parser.add_argument("--conf-thres", type=float, default=None, help="confidence threshold (default: checkpoint's)")
-    parser.add_argument("--iou-thres", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument(
+        "--iou-thres", type=float, default=COUNT_IOU, help="NMS IoU threshold (the count threshold is calibrated at it)"
+    )
     parser.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image")
     parser.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
     parser.add_argument("--view-img", action="store_true", help="show results")

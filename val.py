@@ -27,7 +27,7 @@ from typing import Any
 from ultralytics.utils import LOGGER
 
 from data.resolve import resolve_data
-from utils import MAX_DET, ROOT, cli
+from utils import COUNT_IOU, MAX_DET, ROOT, cli
 from utils.checkpoint import read_count_conf, read_train_args, trust_weights
 from utils.threads import use_all_cores
 from utils.validator import CountingValidator
@@ -51,7 +51,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--batch-size", type=int, default=32, help="batch size")
     p.add_argument("--conf-thres", type=float, default=0.001, help="NMS confidence threshold (for mAP)")
-    p.add_argument("--iou-thres", type=float, default=0.6, help="NMS IoU threshold")
+    p.add_argument("--iou-thres", type=float, default=COUNT_IOU, help="NMS IoU threshold")
     p.add_argument("--max-det", type=int, default=MAX_DET, help="maximum detections per image")
     p.add_argument("--count-conf", type=_count_conf_arg, default=None, help="count threshold: float, or 'auto'")
     p.add_argument(

@@ -43,10 +43,10 @@ from bench.common import (  # noqa: E402
     spread,
     untrained_checkpoint,
 )
-from utils import MAX_DET, ROOT  # noqa: E402
+from utils import COUNT_IOU, MAX_DET, ROOT  # noqa: E402
 
 GOAL = 0.95  # our images/s over stock images/s
-IOU = 0.45  # detect.py's --iou-thres default, given to every predictor
+IOU = COUNT_IOU  # detect.py's --iou-thres default, given to every predictor
 NAMES = ("ours", "plain", "stock")  # CountingPredictor; DetectionPredictor on the same weights; stock YOLOv5n
 
 

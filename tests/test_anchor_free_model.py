@@ -17,6 +17,7 @@ from ultralytics.nn.tasks import torch_safe_load
 from test_train import _args as train_args
 from test_train import tiny_data  # noqa: F401 (the module-scoped fixture, shared)
 
+import detect as detect_cli
 import train as train_cli
 import val as val_cli
 from bench.accuracy import stock_trainer
@@ -40,6 +41,16 @@ def trained(tiny_data, tmp_path_factory) -> MFLTrainer:
     trainer = MFLTrainer(overrides=_args(tiny_data, tmp_path_factory.mktemp("runs"), "mfl", imgsz=256))
     trainer.train()
     return trainer
+
+
+def test_counts_use_the_nms_iou_the_threshold_was_calibrated_at(trained):
+    """train.py calibrates the count threshold with NMS at 0.6 (YOLOv5's validation IoU); detect.py, val.py and
+    HeadCounter count with the same NMS unless told otherwise (detect.py's YOLOv5 default, 0.45, is not it)."""
+    w = str(trained.best)
+    assert trained.validator.args.iou == 0.6
+    assert detect_cli.parse_opt(["--weights", w, "--source", "x.jpg"]).iou_thres == 0.6
+    assert val_cli.parse_opt(["--weights", w]).iou_thres == 0.6
+    assert HeadCounter(w).predictor.args.iou == 0.6
 
 
 def test_yaml_builds_every_scale_and_the_p2_variant():

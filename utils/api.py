@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from ultralytics.engine.model import Model
 
-from utils import MAX_DET
+from utils import COUNT_IOU, MAX_DET
 from utils.checkpoint import trusting
 from utils.predictor import ARRAYS, CountingPredictor, resolve_conf
 from utils.track_counting import FrameTracks
@@ -68,7 +68,7 @@ class HeadCounter:
         self,
         weights: str | Path | torch.nn.Module,
         conf: float | None = None,
-        iou: float = 0.45,
+        iou: float = COUNT_IOU,
         imgsz: int | tuple[int, int] = 640,
         max_det: int = MAX_DET,
         device: str | None = None,
@@ -89,7 +89,7 @@ class HeadCounter:
             weights (str | Path | torch.nn.Module): A `.pt` checkpoint, an Ultralytics `YOLO` object or a detection
                 module; modules are copied, never modified.
             conf (float, optional): Confidence threshold; None reads the checkpoint's calibrated count threshold.
-            iou (float): NMS IoU threshold.
+            iou (float): NMS IoU threshold (the count threshold is calibrated at it).
             imgsz (int | tuple[int, int]): Inference size (h, w), or the tile size with `tile`.
             max_det (int): Maximum detections per image.
             device (str, optional): Torch device, e.g. "cpu" or "0"; None picks automatically.

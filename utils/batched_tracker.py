@@ -4,7 +4,8 @@ Profiling `BYTETracker.update` on a generated crowd of 370 heads per frame put h
 correction, which Ultralytics runs track by track (`STrack.update` -> `KalmanFilterXYAH.update`: a 4x4 solve and a few
 small products per track). Here the matched tracks of an association stage are corrected together with batched
 numpy (the same equations), and each track is then updated by Ultralytics' own `STrack.update` / `re_activate`,
-handed its precomputed result. Association, track life cycle and outputs are Ultralytics' unchanged.
+handed its precomputed result. Association, track life cycle and outputs are Ultralytics' unchanged, except that a
+YAML with `new_track_max_iou` keeps duplicate detections from starting tracks (utils/track_births.py).
 
 OC-SORT's momentum cost (OCM), which Ultralytics computes track by track and which led its profile on a dense crowd,
 is here one broadcast over all track-detection pairs.
@@ -19,6 +20,8 @@ from ultralytics.trackers.oc_sort import OCSORT
 from ultralytics.trackers.utils import matching
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH, KalmanFilterXYWH
 from ultralytics.utils.ops import xyxy2xywh
+
+from utils.track_births import DuplicateBirths
 
 
 def measurement_std(kf: KalmanFilterXYAH, mean: np.ndarray) -> np.ndarray:
@@ -111,7 +114,7 @@ class BatchedKalman:
                 t.kalman_filter = own
 
 
-class BatchedBYTETracker(BatchedKalman, BYTETracker):
+class BatchedBYTETracker(DuplicateBirths, BatchedKalman, BYTETracker):
     """ByteTrack with batched Kalman corrections and IoU costs from stacked boxes."""
 
     def get_dists(self, tracks: list, detections: list) -> np.ndarray:
@@ -120,7 +123,7 @@ class BatchedBYTETracker(BatchedKalman, BYTETracker):
         return matching.fuse_score(dists, detections) if self.args.fuse_score else dists
 
 
-class BatchedBOTSORT(BatchedKalman, BOTSORT):
+class BatchedBOTSORT(DuplicateBirths, BatchedKalman, BOTSORT):
     """BoT-SORT with batched Kalman corrections."""
 
 
@@ -143,7 +146,7 @@ def direction_cost(origins: np.ndarray, velocity: np.ndarray, targets: np.ndarra
     return np.where(valid, np.arccos(np.clip(dots, -1.0, 1.0)) / np.pi, 0).astype(np.float32)
 
 
-class BatchedOCSORT(BatchedKalman, OCSORT):
+class BatchedOCSORT(DuplicateBirths, BatchedKalman, OCSORT):
     """OC-SORT with batched Kalman corrections (first association), IoU costs from stacked boxes and a broadcast
     momentum cost."""
 

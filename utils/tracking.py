@@ -24,6 +24,7 @@ from utils.track_counting import TrackCounter, check_inside_frame
 
 DEFAULT_TRACKER = "bytetrack.yaml"
 FITTED = {"bytetrack", "botsort", "ocsort", "deepocsort", "fasttrack"}  # share ByteTrack's thresholds
+NEW_TRACK_MAX_IOU = 0.05  # utils/track_births.py; chosen on held-out generated videos (BENCHMARKS.md, session 12)
 
 
 def find_tracker(tracker: str) -> str:
@@ -66,6 +67,7 @@ def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
         return tracker, conf
     low = round(conf * cfg["track_low_thresh"] / cfg["track_high_thresh"], 6)
     cfg.update(track_high_thresh=conf, new_track_thresh=conf, track_low_thresh=low, fuse_score=False)
+    cfg.setdefault("new_track_max_iou", NEW_TRACK_MAX_IOU)
     YAML.save(dest, cfg)
     return str(dest), low if cfg.get("use_byte", True) else conf
 

@@ -20,7 +20,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from models.head import AnchorDetect
 from models.yolo import build_model, is_anchor_free
-from utils import COUNT_CONF_KEY, MAX_DET, ROOT
+from utils import COUNT_CONF_KEY, COUNT_IOU, MAX_DET, ROOT
 from utils.checkpoint import AtomicPath, rewrite_atomically, store_count_conf
 from utils.offline import provide_fonts
 from utils.threads import use_all_cores
@@ -162,12 +162,12 @@ class MFLTrainer(CountingTrainerMixin, DetectionTrainer):
             _callbacks (dict, optional): Ultralytics callbacks.
             hyp (str | Path, optional): Hyperparameter YAML; defaults to the model head's file in `HYPS`.
         """
-        # YOLOv5's validation NMS IoU (0.6) rather than Ultralytics' 0.7: fewer duplicate heads in the counts
+        # YOLOv5's validation NMS IoU rather than Ultralytics' 0.7: fewer duplicate heads in the counts
         base = {
             **cfg2dict(cfg),
             "model": str(DEFAULT_MODEL),
             "max_det": MAX_DET,
-            "iou": 0.6,
+            "iou": COUNT_IOU,
             "project": str(ROOT / "runs" / "train"),
             "amp": amp_mode(),
             "noautoanchor": False,  # YOLOv5's flag: skip the anchor check of the anchor head
