@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from bench.common import load, machine_header, markdown_table  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
-from utils import CACHE_DIR, ROOT  # noqa: E402
+from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
 from utils.checkpoint import read_train_args  # noqa: E402
 from utils.mot import read_mot  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
@@ -46,6 +46,7 @@ SHOWN = (
     "MOTA",
     "IDF1",
     "IDSW",
+    "ML",
     "unique",
     "unique_gt",
     "unique_err",
@@ -64,6 +65,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
     p.add_argument("--frames", type=int, default=200, help="frames per video")
     p.add_argument("--size", type=int, default=640, help="video frame side in pixels")
+    p.add_argument("--iou", type=float, default=COUNT_IOU, help="NMS IoU (detect.py's default)")
     p.add_argument("--min-track-frames", type=int, default=5)
     p.add_argument(
         "--trackers",
@@ -137,7 +139,7 @@ def main(opt: argparse.Namespace):
     sequences = [ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=root) for people, seed in VIDEOS]
     imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
     lines = lines_for(opt.size)
-    base = {"model": opt.weights, "imgsz": imgsz, "save": False, "verbose": False}
+    base = {"model": opt.weights, "imgsz": imgsz, "iou": opt.iou, "save": False, "verbose": False}
     plain = CountingPredictor(overrides=base)
     default = opt.trackers[0]
     settings = {f"{Path(t).stem} (fitted)": t for t in opt.trackers}  # a name is fitted to the count threshold

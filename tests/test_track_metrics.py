@@ -44,12 +44,16 @@ def test_an_identity_switch_by_hand():
 
 
 def test_missed_frames_and_false_tracks():
-    """Dropping head 1 in frames 1-4 (4 misses) and adding a 3-frame false track: MOTA = 1 - (4 + 3) / 20."""
+    """Dropping head 1 in frames 1-4 (4 misses) and adding a 3-frame false track: MOTA = 1 - (4 + 3) / 20; head 1 is
+    tracked in 6 of its 10 frames (neither mostly tracked nor mostly lost), head 2 in all. Dropping head 1 in 9 of
+    them leaves it mostly lost (1 frame of 10 < 20 %)."""
     gt = two_heads()
     pred = gt[~((gt.id == 1) & (gt.frame <= 4))]
     ghost = pd.DataFrame({"frame": [1, 2, 3], "id": 9, "x1": 80.0, "y1": 80, "x2": 90, "y2": 90}).assign(conf=1.0)
     m = score_tracks(gt, pd.concat([pred, ghost], ignore_index=True), 10)
-    assert m["MOTA"] == pytest.approx(1 - 7 / 20) and m["IDSW"] == 0
+    assert m["MOTA"] == pytest.approx(1 - 7 / 20) and m["IDSW"] == 0 and (m["MT"], m["ML"]) == (1, 0)
+    m = score_tracks(gt, gt[~((gt.id == 1) & (gt.frame <= 9))], 10)
+    assert (m["MT"], m["ML"]) == (1, 1)
 
 
 def test_unique_and_crossing_errors_from_tracks():

@@ -18,7 +18,7 @@ from ultralytics.utils.metrics import bbox_ioa
 from utils.track_counting import TrackCounter
 
 HT21_HEADS = (1, 2, 4)  # gt classes that are heads (data/converters/mot.py); 3 marks regions to ignore
-TRACK_KEYS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "Frag")
+TRACK_KEYS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "Frag", "MT", "ML")
 
 
 def gt_heads(gt: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +69,9 @@ def _rows_by_frame(df: pd.DataFrame, frames: int) -> list[np.ndarray]:
 
 
 def score_tracks(gt: pd.DataFrame, pred: pd.DataFrame, frames: int) -> dict[str, float]:
-    """Return HOTA, DetA, AssA (HOTA averaged over its IoU thresholds), MOTA, IDF1, ID switches and fragmentations.
+    """Return HOTA, DetA, AssA (HOTA averaged over its IoU thresholds), MOTA, IDF1, ID switches, fragmentations, and
+    the people mostly tracked (MT, >= 80 % of their frames) and mostly lost (ML, < 20 %): a unique count can be right
+    while many people are lost and others are split into several tracks.
 
     Args:
         gt (pd.DataFrame): Ground truth rows to score (see `gt_heads`).
@@ -91,6 +93,8 @@ def score_tracks(gt: pd.DataFrame, pred: pd.DataFrame, frames: int) -> dict[str,
         "IDF1": float(ident["IDF1"]),
         "IDSW": int(clear["IDSW"]),
         "Frag": int(clear["Frag"]),
+        "MT": int(clear["MT"]),
+        "ML": int(clear["ML"]),
     }
 
 
