@@ -98,7 +98,7 @@ class HeadCounter:
             tile_overlap (float): Tile overlap fraction.
             trust_weights (bool): Load a checkpoint that needs more than known model classes (its pickle can run
                 code); restricted loading refuses it otherwise (utils/checkpoint.py).
-            track (str, optional): Tracker YAML (e.g. "bytetrack.yaml"): successive calls are frames of one video,
+            track (str, optional): Tracker YAML (e.g. "ocsort.yaml"): successive calls are frames of one video,
                 and results carry track IDs and counts; `summary()` totals them.
             lines (Sequence): With `track`, counting lines, each (2, 2) end points in pixels.
             zones (Sequence): With `track`, zone polygons, each (K, 2) in pixels.
@@ -160,7 +160,7 @@ class HeadCounter:
     def summary(self) -> dict:
         """Return the tracking totals so far: unique heads, crossings per line, occupancy and dwell per zone."""
         if self.predictor.tracking is None:
-            raise ValueError("summary() totals tracks: create the HeadCounter with track='bytetrack.yaml'")
+            raise ValueError("summary() totals tracks: create the HeadCounter with track='ocsort.yaml'")
         counter = self.predictor.tracking.counters.get(ARRAYS)
         return counter.summary() if counter else {}
 

@@ -86,7 +86,7 @@ def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str =
     parser.add_argument(
         "--tracker",
         default=DEFAULT_TRACKER,
-        help=f"{scope}tracker YAML: bytetrack.yaml, ocsort.yaml, botsort.yaml, ... or a file",
+        help=f"{scope}tracker YAML: ocsort.yaml, bytetrack.yaml, botsort.yaml, ... or a file",
     )
     parser.add_argument(
         "--min-track-frames", type=at_least(1, int), default=5, help=f"{scope}frames a track must last to count"

@@ -22,7 +22,7 @@ from ultralytics.utils.checks import check_yaml
 from utils.batched_tracker import batched
 from utils.track_counting import TrackCounter, check_inside_frame
 
-DEFAULT_TRACKER = "bytetrack.yaml"
+DEFAULT_TRACKER = "ocsort.yaml"  # fewer unique-count errors than ByteTrack on held-out videos (BENCHMARKS.md)
 FITTED = {"bytetrack", "botsort", "ocsort", "deepocsort", "fasttrack"}  # share ByteTrack's thresholds
 NEW_TRACK_MAX_IOU = 0.05  # utils/track_births.py; chosen on held-out generated videos (BENCHMARKS.md, session 12)
 
