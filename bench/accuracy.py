@@ -152,7 +152,7 @@ def loss_settings(args: dict) -> str:
     if args["loss"] == "bce":  # the focal-family keys do not touch it
         keys = ["loss", "cls" if free else "obj"]
     elif free:
-        keys = ["loss", "fl_cls", "mfl_mask", "mfl_quality", "fl_balance", "fl_gamma", "mfl_target"]
+        keys = ["loss", "fl_cls", "mfl_mask", "mfl_min_align", "mfl_quality", "fl_balance", "fl_gamma", "mfl_target"]
     else:
         keys = ["loss", "fl_obj", "mfl_mask", "mfl_quality", "mfl_quality_norm", "fl_balance", "fl_gamma", "mfl_target"]
     return " ".join(f"{k}={args[k]}" for k in keys)

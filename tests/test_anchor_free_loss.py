@@ -123,6 +123,36 @@ def test_fg_rule_quality_and_binary_targets(model):
     assert torch.equal(heatmap, fg.float())
 
 
+def test_fg_rule_drops_poorly_aligned_positives_and_normalises_quality(model):
+    """Two heads (gt_idx 0 and 1) with two positives each. Head 0: soft labels 0.8 and 0.05 (0.0625 of its best, under
+    mfl_min_align 0.1: a negative now); head 1: 0.2 and 0.1 (half of its best: kept). mfl_quality_norm scales each
+    kept Gaussian by soft label / its head's best: 1, 1 and 0.5."""
+    a, b, c, d = _point(0, 3, 3), _point(2, 0, 0), _point(0, 6, 6), _point(0, 5, 6)
+    fg = torch.zeros(1, 84, dtype=torch.bool)
+    fg[0, [a, b, c, d]] = True
+    gt_idx = torch.zeros(1, 84, dtype=torch.long)
+    gt_idx[0, [c, d]] = 1
+    soft = torch.zeros(1, 84)
+    soft[0, [a, b, c, d]] = torch.tensor([0.8, 0.05, 0.2, 0.1])
+    batch = {
+        "batch_idx": torch.zeros(2),
+        "cls": torch.zeros(2, 1),
+        "bboxes": torch.tensor([[24 / 64, 24 / 64, 16 / 64, 16 / 64], [52 / 64, 52 / 64, 16 / 64, 16 / 64]]),
+    }
+    crit = _criterion(model, loss="mfl", mfl_mask="fg", mfl_quality=False, mfl_min_align=0.1)
+    _set_context(crit, batch, fg, gt_idx)
+    heatmap, mask = crit.mfl_targets(soft)
+    assert mask[0].nonzero().flatten().tolist() == sorted([a, c, d])
+    plain = heatmap[0, [a, c, d]]
+    crit = _criterion(model, loss="mfl", mfl_mask="fg", mfl_quality=True, mfl_quality_norm=True, mfl_min_align=0.1)
+    _set_context(crit, batch, fg, gt_idx)
+    heatmap, _ = crit.mfl_targets(soft)
+    torch.testing.assert_close(heatmap[0, [a, c, d]], plain * torch.tensor([1.0, 1.0, 0.5]))
+    crit = _criterion(model, loss="mfl", mfl_mask="fg", mfl_quality=False)  # the default 0 keeps every positive
+    _set_context(crit, batch, fg, gt_idx)
+    assert torch.equal(crit.mfl_targets(soft)[1], fg)
+
+
 def _batch(n_img: int = 2, n_box: int = 5, size: int = 128) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     boxes = torch.rand(n_img * n_box, 4, generator=g) * 0.6 + 0.2

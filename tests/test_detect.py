@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils import ROOT
+from utils import COUNT_IOU, ROOT
 
 COUNT_CONF = 0.3
 IMGSZ = "128"
@@ -341,7 +341,7 @@ def test_tiled_predictor_matches_manual_tiling(weights):
         (128, 320),
         (16, 16),
         conf=COUNT_CONF,
-        iou=0.45,
+        iou=COUNT_IOU,
         max_det=3000,
     )
     assert got.count == len(det) > 0

@@ -28,6 +28,8 @@ DEFAULTS = dict(  # the loss keys this head reads from the training configuratio
     mfl_target="gaussian",
     mfl_mask="fg",
     mfl_quality=False,
+    mfl_quality_norm=False,
+    mfl_min_align=0.0,
     fl_balance=False,
     hm_beta=4.0,
     hm_eta=1.0,
@@ -52,7 +54,14 @@ class AnchorFreeLoss(v8DetectionLoss):
         - "fg": TAL's positives only (default).
     `fl_balance=True` scales the points outside the mask by 1 - α instead of α (RetinaNet's balance).
     `mfl_quality` q in [0, 1] (True = 1) multiplies the target by (1 - q) + q × TAL's soft label (the IoU-aware score
-    the BCE term regresses to), YOLOv5's `gr` blend. The
+    the BCE term regresses to), YOLOv5's `gr` blend; `mfl_quality_norm` divides each soft label by the largest of
+    its head's, as the anchor head does. `mfl_min_align` (fg rule) drops from the mask the positives whose soft label
+    is below this fraction of their head's best: TAL makes every point inside a small head a positive, including the
+    stride-32 one whose predicted box is nothing like the head, and weights its box terms by that tiny soft label, so
+    its box is never learned; a Gaussian target there taught the model confident frame-sized boxes (4 to 13 per
+    image on the synthetic crowd, BENCHMARKS.md session 12). With 0.1 such points are negatives instead: that ended
+    the frame-sized boxes and raised SCUT-Head's F1 on two seeds, but counted worse on one (MAE 6.79 against 4.99),
+    so it is off (0) by default. The
     defaults (fg mask, plain Gaussian target, fl_cls 5) are the best of the variants measured in BENCHMARKS.md: on
     the mask of TAL's positives the Gaussian alone counted better than with the quality factor, which lowers the
     targets of small heads (their boxes lose more IoU per pixel) and undercounts the densest images. On the wider
@@ -118,13 +127,22 @@ class AnchorFreeLoss(v8DetectionLoss):
         """(B, A) heatmap p and mask of L_m under the configured mask rule, target kind and quality scaling."""
         fg, rule = self._context["fg"], self.cfg["mfl_mask"]
         heatmap, mask = self.targets(fg.shape[0], levels=self._levels_with_positives() if rule == "level" else None)
+        align = self._relative_alignment(soft_labels.float())
         if rule == "fg":
-            mask = fg
+            mask = fg & (align >= self.cfg["mfl_min_align"])
         if self.cfg["mfl_target"] == "binary":
             heatmap = mask.float()
         if q := float(self.cfg["mfl_quality"]):
-            heatmap = heatmap * (1 - q + q * soft_labels.float())
+            heatmap = heatmap * (1 - q + q * (align if self.cfg["mfl_quality_norm"] else soft_labels.float()))
         return heatmap * mask, mask
+
+    @torch.no_grad()
+    def _relative_alignment(self, soft_labels: torch.Tensor) -> torch.Tensor:
+        """(B, A) each TAL positive's soft label over the largest soft label of its head; 0 off the positives."""
+        fg, gt_idx = self._context["fg"], self._context["gt_idx"]
+        key = gt_idx + torch.arange(fg.shape[0], device=fg.device)[:, None] * (int(gt_idx.max()) + 1)  # (image, head)
+        best = soft_labels.new_zeros(key.numel()).scatter_reduce(0, key[fg], soft_labels[fg], "amax")
+        return torch.where(fg, soft_labels / best[key].clamp(min=1e-9), 0.0)
 
     @torch.no_grad()
     def targets(self, batch_size: int, levels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
