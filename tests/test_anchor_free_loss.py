@@ -214,6 +214,20 @@ def test_focal_family_gradients_reach_scores_and_boxes(model, loss):
     assert scores.grad.abs().sum() > 0 and boxes.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("min_align", [0.0, 0.1])
+def test_mfl_on_a_batch_without_heads_pushes_every_score_down(model, min_align):
+    """Images with no head (TAL then returns a float box index): MFL has no positive, so the class term is the focal
+    negative alone and its gradient lowers every score; the box terms are 0."""
+    batch = {**_batch(), "batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1), "bboxes": torch.zeros(0, 4)}
+    preds = model(batch["img"])
+    scores = preds["scores"].detach().requires_grad_()
+    crit = _criterion(model, loss="mfl", mfl_min_align=min_align)
+    total, items = crit({**preds, "scores": scores}, batch)
+    total.sum().backward()
+    assert items["box_loss"].item() == 0 and items["cls_loss"].item() > 0
+    assert (scores.grad > 0).all()  # d loss / d logit > 0 everywhere: every score goes down
+
+
 def test_bad_settings_are_refused(model):
     with pytest.raises(ValueError, match="unknown class loss 'giou'"):
         _criterion(model, loss="giou")

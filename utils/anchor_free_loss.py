@@ -100,7 +100,7 @@ class AnchorFreeLoss(v8DetectionLoss):
     def _assign_and_keep(self, *args, **kwargs):
         """Run TAL and keep its foreground mask and box index per anchor point."""
         out = self._tal(*args, **kwargs)
-        self._context["fg"], self._context["gt_idx"] = out[3], out[4]
+        self._context["fg"], self._context["gt_idx"] = out[3], out[4].long()  # float when the batch has no box
         return out
 
     def _focal_family(self, logits: torch.Tensor, target_scores: torch.Tensor) -> torch.Tensor:
