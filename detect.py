@@ -129,6 +129,7 @@ def main(opt: argparse.Namespace) -> int:
             zones=opt.zone,
             min_track_frames=opt.min_track_frames,
             line_band=opt.line_band,
+            min_track_conf=opt.min_track_conf,
         )
         predictor.setup_model(opt.weights)
     except (OSError, ValueError, TypeError, RuntimeError) as e:  # unreadable checkpoint or bad settings

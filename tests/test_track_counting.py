@@ -1,5 +1,6 @@
 """Counting on tracks, on hand-made tracks: line crossings (touch, twice, start on the line, past the end), zones and
-dwell, unique heads, trails, and the --line / --zone parsing and frame checks."""
+dwell, unique heads and which tracks count (frames, mean score), trails, and the --line / --zone parsing and frame
+checks."""
 
 from __future__ import annotations
 
@@ -16,15 +17,17 @@ def box(x: float, y: float, s: float = 10.0) -> np.ndarray:
     return np.array([x - s / 2, y - s / 2, x + s / 2, y + s / 2])
 
 
-def run(paths: dict[int, list[tuple[float, float] | None]], **kwargs) -> tuple[TrackCounter, list]:
-    """Feed tracks frame by frame; paths maps ID -> centre per frame (None: not seen in that frame)."""
-    tc = TrackCounter(**{"lines": [LINE], **kwargs})
+def run(paths: dict[int, list[tuple[float, ...] | None]], **kwargs) -> tuple[TrackCounter, list]:
+    """Feed tracks frame by frame; paths maps ID -> (x, y) centre or (x, y, score) per frame (None: not seen in that
+    frame; score 1 when not given). Every track counts from its first frame unless kwargs say otherwise."""
+    tc = TrackCounter(**{"lines": [LINE], "min_frames": 1, **kwargs})
     frames = []
     for k in range(max(len(p) for p in paths.values())):
         here = {i: p[k] for i, p in paths.items() if k < len(p) and p[k] is not None}
         ids = np.array(list(here), dtype=np.int64)
-        xyxy = np.array([box(*c) for c in here.values()]).reshape(-1, 4)
-        frames.append(tc.update(ids, xyxy))
+        xyxy = np.array([box(*c[:2]) for c in here.values()]).reshape(-1, 4)
+        conf = np.array([c[2] if len(c) > 2 else 1.0 for c in here.values()])
+        frames.append(tc.update(ids, xyxy, conf))
     return tc, frames
 
 
@@ -67,6 +70,29 @@ def test_zone_occupancy_dwell_and_unique_heads():
     z = tc.summary()["zones"][0]
     assert (z["occupancy_now"], z["occupancy_max"], z["visitors"]) == (1, 3, 2)  # 3 is not confirmed
     assert z["dwell_s"] == {1: 2.0, 2: 1.0} and z["dwell_s_mean"] == 1.5 and z["occupancy_mean"] == 1.75
+
+
+def test_a_track_counts_once_it_has_its_frames_and_mean_score_and_then_stays_counted():
+    """min_frames 2, min_conf 0.5. Track 1 (scores 0.9) crosses in at frame 2 and counts there. Track 2 crosses in at
+    frame 2 with scores 0.3, 0.3 (mean 0.3): its crossing waits until frame 3, where the mean reaches (0.3 + 0.3 +
+    0.9) / 3 = 0.5. Track 3 crosses out at frame 2 with mean (0.9 + 0.1) / 2 = 0.5 and stays counted when its mean
+    falls to 0.3. Track 4 (0.4 throughout) crosses in, out and in and never counts."""
+    tc, frames = run(
+        {
+            1: [(10, 40, 0.9), (10, 60, 0.9), (10, 65, 0.9), (10, 70, 0.9)],
+            2: [(20, 40, 0.3), (20, 60, 0.3), (20, 65, 0.9), (20, 70, 0.9)],
+            3: [(30, 60, 0.9), (30, 40, 0.1), (30, 35, 0.1), (30, 30, 0.1)],
+            4: [(40, 40, 0.4), (40, 60, 0.4), (40, 40, 0.4), (40, 60, 0.4)],
+        },
+        min_frames=2,
+        min_conf=0.5,
+    )
+    assert [f.unique for f in frames] == [0, 2, 3, 3]
+    assert [f.crossings.tolist() for f in frames] == [[[0, 0]], [[1, 1]], [[2, 1]], [[2, 1]]]
+    s = tc.summary()
+    assert (s["unique_heads"], s["tracks"], s["min_track_conf"]) == (3, 4, 0.5)
+    assert [(x["in"], x["out"]) for x in s["lines"]] == [(2, 1)]
+    assert run({4: [(40, 40, 0.4), (40, 60, 0.4)]}, min_conf=0.4)[0].crossings.tolist() == [[1, 0]]  # mean = limit
 
 
 def test_many_ids_grow_the_state_and_trails_keep_recent_centres():

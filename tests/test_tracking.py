@@ -60,7 +60,16 @@ def runs(weights, tmp_path_factory):
     # patches the untrained model tracks across the line: with seed 0 its overlapping boxes keep new tracks from
     # starting (new_track_max_iou) and nothing crosses
     video = write_mp4(root / "walk.mp4", moving_patches(seed=1), fps=10)
-    common = ("--weights", str(weights), "--source", str(video), "--save-txt", "--project", str(root / "runs"))
+    common = (
+        "--weights",
+        str(weights),
+        "--source",
+        str(video),
+        "--save-txt",
+        "--save-conf",
+        "--project",
+        str(root / "runs"),
+    )
     plain = run_detect(*common, "--name", "plain")
     tracked = run_detect(
         *common,
@@ -80,15 +89,15 @@ def runs(weights, tmp_path_factory):
     return root / "runs" / "plain", root / "runs" / "track", tracked
 
 
-def _tracked_labels(run: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per frame: (ids, xyxy pixels) from the YOLO labels Ultralytics saves for tracks (cls x y w h id)."""
+def _tracked_labels(run: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per frame: (ids, xyxy pixels, scores) from the YOLO labels Ultralytics saves for tracks (cls x y w h conf id)."""
     out = []
     for f in range(1, FRAMES + 1):
         file = run / "labels" / f"walk_{f}.txt"
-        rows = np.loadtxt(file, ndmin=2) if file.exists() else np.zeros((0, 6))
+        rows = np.loadtxt(file, ndmin=2) if file.exists() else np.zeros((0, 7))
         xywh = rows[:, 1:5] * [W, H, W, H]
         xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
-        out.append((rows[:, 5].astype(int), xyxy))
+        out.append((rows[:, 6].astype(int), xyxy, rows[:, 5]))
     return out
 
 
@@ -101,22 +110,28 @@ def test_tracking_keeps_the_per_frame_counts(runs):
 
 
 def test_track_columns_and_summary_match_a_recount_of_the_saved_tracks(runs):
-    """counts.csv's tracked/unique/line/zone columns, frame by frame, equal TrackCounter run on the saved labels;
-    summary.json's totals equal the last row; the video keeps every frame."""
+    """counts.csv's tracked/unique/line/zone columns, frame by frame, equal TrackCounter run on the saved labels with
+    the default rule (mean score >= count threshold 0.3 + 0.15); summary.json's totals equal the last row; the video
+    keeps every frame."""
     _, track, proc = runs
     rows = pd.read_csv(track / "counts.csv")
     assert list(rows.columns[-5:]) == ["tracked", "unique", "line1_in", "line1_out", "zone1"]
-    tc = TrackCounter([np.array([[0, 64], [160, 64.0]])], [np.array([[0, 0], [90, 0], [90, 128], [0, 128.0]])], 2)
-    for (ids, xyxy), (_, row) in zip(_tracked_labels(track), rows.iterrows()):
-        f = tc.update(ids, xyxy)
-        assert (f.tracked, f.unique, *f.crossings[0], f.occupancy[0]) == tuple(row.iloc[-5:]), row.to_dict()
-    assert rows["line1_in"].iloc[-1] > 0, "patches moving down must cross the line for this test to mean anything"
     summary = json.loads((track / "summary.json").read_text())
     (video_summary,) = summary.values()
+    assert video_summary["min_track_conf"] == 0.45
+    line, zone = np.array([[0, 64], [160, 64.0]]), np.array([[0, 0], [90, 0], [90, 128], [0, 128.0]])
+    tc = TrackCounter([line], [zone], 2, min_conf=0.45)
+    for (ids, xyxy, conf), (_, row) in zip(_tracked_labels(track), rows.iterrows()):
+        f = tc.update(ids, xyxy, conf)
+        assert (f.tracked, f.unique, *f.crossings[0], f.occupancy[0]) == tuple(row.iloc[-5:]), row.to_dict()
+    assert rows["line1_in"].iloc[-1] > 0, "patches moving down must cross the line for this test to mean anything"
     assert video_summary["unique_heads"] == rows["unique"].iloc[-1] == tc.unique
     assert video_summary["lines"][0]["in"] == rows["line1_in"].iloc[-1]
     assert video_summary["zones"][0]["occupancy_now"] == rows["zone1"].iloc[-1]
-    assert f"unique heads (tracks of >= 2 frames), line1 in {rows['line1_in'].iloc[-1]}" in proc.stdout + proc.stderr
+    assert (
+        f"unique heads (tracks of >= 2 frames, mean score >= 0.45), line1 in {rows['line1_in'].iloc[-1]}"
+        in proc.stdout + proc.stderr
+    )
     cap = cv2.VideoCapture(str(track / "walk.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
 

@@ -82,6 +82,7 @@ class HeadCounter:
         min_track_frames: int = 5,
         line_band: float = 0.0,
         fps: float = 30.0,
+        min_track_conf: float | None = None,
     ):
         """Load the model.
 
@@ -106,6 +107,8 @@ class HeadCounter:
             line_band (float): With `track`, half-width in box heights of the band around each line where a head is
                 on neither side (damps jittering boxes).
             fps (float): With `track`, the frame rate of the calls, for dwell times in seconds.
+            min_track_conf (float, optional): With `track`, mean score a track must reach to count as a head;
+                default: the count threshold + 0.15 (`utils.tracking.TRACK_CONF_MARGIN`).
         """
         with trusting(trust_weights):  # restricted loading unless the caller vouches for the file
             self.conf, self.max_det = resolve_conf(conf, weights), max_det
@@ -120,6 +123,7 @@ class HeadCounter:
                 zones=[np.asarray(z, float) for z in zones],
                 min_track_frames=min_track_frames,
                 line_band=line_band,
+                min_track_conf=min_track_conf,
             )
             self.predictor.frame_dt = 1 / fps
             if isinstance(weights, (str, Path)):

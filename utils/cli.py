@@ -79,9 +79,10 @@ def points(flag: str, min_points: int, max_points: int | None = None) -> Callabl
 
 
 def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str = "") -> None:
-    """Add the tracking flags detect.py and val.py --task track share: --tracker, --min-track-frames, --line (and
-    --zone for detect.py). `scope` prefixes their help, e.g. "--task track: "."""
-    from utils.tracking import DEFAULT_TRACKER
+    """Add the tracking flags detect.py and val.py --task track share: --tracker, --min-track-frames,
+    --min-track-conf, --line-band, --line (and --zone for detect.py). `scope` prefixes their help, e.g. "--task track: ".
+    """
+    from utils.tracking import DEFAULT_TRACKER, TRACK_CONF_MARGIN
 
     parser.add_argument(
         "--tracker",
@@ -90,6 +91,12 @@ def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str =
     )
     parser.add_argument(
         "--min-track-frames", type=at_least(1, int), default=5, help=f"{scope}frames a track must last to count"
+    )
+    parser.add_argument(
+        "--min-track-conf",
+        type=at_least(0.0),
+        default=None,
+        help=f"{scope}mean score a track must reach to count (default: the count threshold + {TRACK_CONF_MARGIN})",
     )
     parser.add_argument(
         "--line-band",

@@ -196,6 +196,7 @@ class CountingPredictor(DetectionPredictor):
         zones=(),
         min_track_frames: int = 5,
         line_band: float = 0.0,
+        min_track_conf: float | None = None,
     ):
         """Resolve the count threshold and max_det, then set up Ultralytics' predictor (and tracker).
 
@@ -214,6 +215,8 @@ class CountingPredictor(DetectionPredictor):
             min_track_frames (int): With `track`, frames a track must last to count as a unique head.
             line_band (float): With `track`, half-width in box heights of the band around each line where a head is
                 on neither side.
+            min_track_conf (float, optional): With `track`, mean score a track must reach to count; default: the
+                count threshold + `utils.tracking.TRACK_CONF_MARGIN`.
         """
         if style not in STYLES:
             raise ValueError(f"unknown style '{style}', expected one of {STYLES}")
@@ -235,7 +238,16 @@ class CountingPredictor(DetectionPredictor):
         self.tracking = None
         if track:
             summary = self.counts_csv.with_name("summary.json") if self.counts_csv else None
-            self.tracking = VideoTracking(self, track, lines, zones, min_track_frames, line_band, summary_json=summary)
+            self.tracking = VideoTracking(
+                self,
+                track,
+                lines,
+                zones,
+                min_track_frames,
+                line_band,
+                summary_json=summary,
+                min_track_conf=min_track_conf,
+            )
         elif lines or zones:
             raise ValueError("lines and zones count tracks: they need tracking (--track)")
         self.add_callback("on_predict_postprocess_end", lambda p: p._write_rows())  # after the tracker's update

@@ -76,7 +76,7 @@ class FrameTracks:
 
     Attributes:
         tracked (int): Tracks in this frame.
-        unique (int): Confirmed tracks so far (seen in at least `min_frames` frames).
+        unique (int): Tracks counted so far (`TrackCounter.unique`).
         crossings (np.ndarray): Cumulative crossings (L, 2) per line, columns in and out.
         occupancy (np.ndarray): Tracks inside each zone now (Z,).
         dwell (np.ndarray): Seconds each of this frame's tracks has spent in each zone so far (Z, N).
@@ -96,19 +96,28 @@ class TrackCounter:
         lines (np.ndarray): Lines (L, 2, 2), end points in pixels.
         zones (list[np.ndarray]): Polygons (K, 2) in pixels.
         min_frames (int): Frames a track must be seen in to count as a unique head.
+        min_conf (float): Mean score a track must have to count.
         dt (float): Seconds between two updates (vid_stride / fps).
         trail (int): Centres kept per track for drawing trails.
         frames (int): Updates so far.
-        crossings (np.ndarray): Cumulative crossings (L, 2): in, out.
 
     Examples:
-        >>> tc = TrackCounter(lines=[np.array([[0, 50], [100, 50.0]])])
+        >>> tc = TrackCounter(lines=[np.array([[0, 50], [100, 50.0]])], min_frames=1)
         >>> _ = tc.update(np.array([1]), np.array([[40, 30, 60, 40.0]]))
         >>> tc.update(np.array([1]), np.array([[40, 60, 60, 70.0]])).crossings  # crossed downwards: in
         array([[1, 0]])
     """
 
-    def __init__(self, lines=(), zones=(), min_frames: int = 5, dt: float = 1 / 30, trail: int = 20, band: float = 0.0):
+    def __init__(
+        self,
+        lines=(),
+        zones=(),
+        min_frames: int = 5,
+        dt: float = 1 / 30,
+        trail: int = 20,
+        band: float = 0.0,
+        min_conf: float = 0.0,
+    ):
         """Start an empty count.
 
         Args:
@@ -119,6 +128,9 @@ class TrackCounter:
             trail (int): Centres kept per track for trails (>= 2).
             band (float): Half-width of the band around each line, in box heights, inside which a head is on neither
                 side (0: the line itself).
+            min_conf (float): Mean score a track needs, besides `min_frames` frames, to count: as a unique head, a
+                crossing or a zone visitor. A track counts from the first update at which it meets both, and stays
+                counted, so running totals never go down.
         """
         if min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
@@ -128,14 +140,16 @@ class TrackCounter:
         self.lines = np.asarray(lines, dtype=np.float64).reshape(-1, 2, 2)
         self.zones = [np.asarray(z, dtype=np.float64) for z in zones]
         self._paths = [Polygon(z) for z in self.zones]
-        self.min_frames, self.dt, self.trail = min_frames, dt, max(2, trail)
+        self.min_frames, self.min_conf, self.dt, self.trail = min_frames, min_conf, dt, max(2, trail)
         self.frames = 0
-        self.crossings = np.zeros((len(self.lines), 2), dtype=np.int64)
         self._occupancy_sum = np.zeros(len(self.zones))
         self._occupancy_max = np.zeros(len(self.zones), dtype=np.int64)
         self._occupancy_now = np.zeros(len(self.zones), dtype=np.int64)
         L, Z = len(self.lines), len(self.zones)
         self._seen = np.zeros(0, np.int64)  # frames each ID was seen in
+        self._score = np.zeros(0)  # sum of its scores
+        self._counted = np.zeros(0, bool)  # met min_frames and min_conf at some update
+        self._crossed = np.zeros((L, 0, 2), np.int64)  # crossings in, out of each line by each ID
         self._side = np.zeros((L, 0), np.int8)  # last strict side of each line, 0 = none yet
         self._at = np.zeros((L, 0, 2))  # centre when that side was last seen
         self._inside = np.zeros((Z, 0), np.int64)  # updates spent in each zone
@@ -144,18 +158,20 @@ class TrackCounter:
 
     def _grow(self, capacity: int):
         """Make the per-ID arrays (ID on their `axis`) hold IDs below `capacity`, keeping their contents."""
-        for name, axis in (("_seen", 0), ("_side", 1), ("_at", 1), ("_inside", 1), ("_trail", 0)):
+        arrays = ("_seen", 0), ("_score", 0), ("_counted", 0), ("_crossed", 1), ("_side", 1), ("_at", 1), ("_inside", 1)
+        for name, axis in (*arrays, ("_trail", 0)):
             a = getattr(self, name)
             setattr(
                 self, name, np.pad(a, [(0, capacity - a.shape[axis]) if d == axis else (0, 0) for d in range(a.ndim)])
             )
 
-    def update(self, ids: np.ndarray, xyxy: np.ndarray) -> FrameTracks:
+    def update(self, ids: np.ndarray, xyxy: np.ndarray, conf: np.ndarray | None = None) -> FrameTracks:
         """Add one frame's tracks.
 
         Args:
             ids (np.ndarray): Track IDs (N,), non-negative integers, unique within the frame.
             xyxy (np.ndarray): Their boxes (N, 4) in pixels.
+            conf (np.ndarray, optional): Their scores (N,); 1 when not given.
 
         Returns:
             (FrameTracks): This frame's tracked count, unique heads so far, cumulative crossings, occupancy, dwell.
@@ -167,6 +183,10 @@ class TrackCounter:
             self._grow(max(2 * len(self._seen), int(ids.max()) + 1))
         new = self._seen[ids] == 0
         self._seen[ids] += 1
+        self._score[ids] += 1.0 if conf is None else np.asarray(conf, dtype=np.float64).reshape(-1)
+        self._counted[ids] |= (self._seen[ids] >= self.min_frames) & (
+            self._score[ids] >= self.min_conf * self._seen[ids]
+        )
         self._trail[ids[new]] = c[new, None].astype(np.float32)  # a new trail starts as its first point
         self._trail[ids] = np.concatenate([self._trail[ids, 1:], c[:, None].astype(np.float32)], 1)
         self._count_crossings(ids, c, boxes[:, 3] - boxes[:, 1])
@@ -180,7 +200,7 @@ class TrackCounter:
         return FrameTracks(
             tracked=len(ids),
             unique=self.unique,
-            crossings=self.crossings.copy(),
+            crossings=self.crossings,
             occupancy=occupancy,
             dwell=self._inside[:, ids] * self.dt,
         )
@@ -197,8 +217,8 @@ class TrackCounter:
         step = c[None] - p  # from the last point strictly on the old side to this one
         ends = _cross(step, a - p) * _cross(step, a + d - p)  # <= 0: the end points are on either side of the step
         crossed = flipped & (ends <= 0)
-        self.crossings[:, 0] += (crossed & (before < 0)).sum(1)
-        self.crossings[:, 1] += (crossed & (before > 0)).sum(1)
+        li, ni = np.nonzero(crossed)  # IDs are unique within a frame, so no (line, ID) pair repeats
+        self._crossed[li, ids[ni], (before[li, ni] > 0).astype(np.int64)] += 1
         strict = side != 0
         li, ni = np.nonzero(strict)
         self._side[li, ids[ni]] = side[li, ni]
@@ -206,8 +226,14 @@ class TrackCounter:
 
     @property
     def unique(self) -> int:
-        """Tracks seen in at least `min_frames` frames."""
-        return int((self._seen >= self.min_frames).sum())
+        """Tracks counted so far: seen in `min_frames` frames with a mean score of at least `min_conf`."""
+        return int(self._counted.sum())
+
+    @property
+    def crossings(self) -> np.ndarray:
+        """Cumulative crossings (L, 2), in and out, by the counted tracks (a track's crossings before it was counted
+        join the total when it is)."""
+        return self._crossed[:, self._counted].sum(1)
 
     def trails(self, ids: np.ndarray) -> np.ndarray:
         """Return the last `trail` centres (N, trail, 2) of the given tracks, oldest first (short tracks repeat their
@@ -216,7 +242,7 @@ class TrackCounter:
 
     def summary(self) -> dict:
         """Return the video's totals: frames, unique heads, crossings per line, occupancy and dwell per zone."""
-        confirmed = self._seen >= self.min_frames
+        confirmed = self._counted
         zones = []
         for z, poly in enumerate(self.zones):
             dwell = self._inside[z] * self.dt
@@ -237,6 +263,7 @@ class TrackCounter:
             "frames": self.frames,
             "unique_heads": self.unique,
             "min_track_frames": self.min_frames,
+            "min_track_conf": round(float(self.min_conf), 4),
             "tracks": int((self._seen > 0).sum()),
             "lines": [
                 {"points": line.tolist(), "in": int(n_in), "out": int(n_out)}

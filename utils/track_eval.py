@@ -77,6 +77,7 @@ def score_sequence(
     min_track_frames: int = 5,
     counts: np.ndarray | None = None,
     line_band: float = 0.0,
+    min_track_conf: float = 0.0,
 ) -> dict:
     """Score one sequence's tracks: TrackEval's metrics, unique-head and crossing errors, per-frame count MAE.
 
@@ -92,6 +93,7 @@ def score_sequence(
         min_track_frames (int): Frames a track must last to count as a unique head.
         counts (np.ndarray, optional): (frame, head count) rows (M, 2) to compare with the visible heads.
         line_band (float): The band of the tracks' crossings (`TrackCounter`'s `band`); the true crossings use none.
+        min_track_conf (float): Mean score a track must reach to count (`TrackCounter`'s `min_conf`).
 
     Returns:
         (dict): TRACK_KEYS, `count_errors`' keys and, with counts, count_mae.
@@ -101,7 +103,7 @@ def score_sequence(
     truth["unique_heads"] = count_tracks(visible, frames, (), min_track_frames)["unique_heads"]
     row = {
         **score_tracks(gt, pred, frames),
-        **count_errors(truth, count_tracks(pred, frames, lines, min_track_frames, line_band)),
+        **count_errors(truth, count_tracks(pred, frames, lines, min_track_frames, line_band, min_track_conf)),
     }
     if counts is not None:
         frame, n = np.asarray(counts, dtype=np.int64).reshape(-1, 2).T
@@ -118,6 +120,7 @@ def evaluate_tracking(
     min_track_frames: int = 5,
     save_dir: Path | None = None,
     line_band: float = 0.0,
+    min_track_conf: float | None = None,
 ) -> pd.DataFrame:
     """Track and score every sequence under root; print and save the table (track_results.csv, mot/<seq>.txt).
 
@@ -129,6 +132,8 @@ def evaluate_tracking(
         min_track_frames (int): Frames a track must last to count as a unique head.
         save_dir (Path, optional): Where to write the table and the tracks.
         line_band (float): Half-width in box heights of the band around each line where a head is on neither side.
+        min_track_conf (float, optional): Mean score a track must reach to count; default: the count threshold +
+            `utils.tracking.TRACK_CONF_MARGIN`.
 
     Returns:
         (pd.DataFrame): One row per sequence and a final "mean" row.
@@ -140,6 +145,7 @@ def evaluate_tracking(
         lines=lines,
         min_track_frames=min_track_frames,
         line_band=line_band,
+        min_track_conf=min_track_conf,
     )
     rows = []
     for seq in sequences:
@@ -154,7 +160,9 @@ def evaluate_tracking(
         row = {
             "sequence": seq.name,
             "frames": n,
-            **score_sequence(gt, pred, n, lines, min_track_frames, counts, line_band),
+            **score_sequence(
+                gt, pred, n, lines, min_track_frames, counts, line_band, predictor.tracking.min_track_conf
+            ),
         }
         row["fps"] = fps
         rows.append(row)

@@ -99,7 +99,12 @@ def score_tracks(gt: pd.DataFrame, pred: pd.DataFrame, frames: int) -> dict[str,
 
 
 def count_tracks(
-    df: pd.DataFrame, frames: int, lines: Sequence[np.ndarray] = (), min_frames: int = 1, band: float = 0.0
+    df: pd.DataFrame,
+    frames: int,
+    lines: Sequence[np.ndarray] = (),
+    min_frames: int = 1,
+    band: float = 0.0,
+    min_conf: float = 0.0,
 ) -> dict:
     """Run `TrackCounter` over MOT rows: the unique heads and line crossings those tracks make.
 
@@ -109,14 +114,17 @@ def count_tracks(
         lines (Sequence[np.ndarray]): Counting lines (2, 2).
         min_frames (int): Frames a track needs to count as unique (1 for ground truth).
         band (float): `TrackCounter`'s band around each line, in box heights (0 for ground truth).
+        min_conf (float): Mean score a track needs to count (`TrackCounter`'s `min_conf`), from the "conf" column
+            (0 for ground truth).
 
     Returns:
         (dict): TrackCounter's summary.
     """
-    counter = TrackCounter(lines=lines, min_frames=min_frames, band=band)
+    counter = TrackCounter(lines=lines, min_frames=min_frames, band=band, min_conf=min_conf)
     boxes, ids = df[["x1", "y1", "x2", "y2"]].to_numpy(), df["id"].to_numpy()
+    conf = df["conf"].to_numpy() if "conf" in df else np.ones(len(df))
     for rows in _rows_by_frame(df, frames):
-        counter.update(ids[rows], boxes[rows])
+        counter.update(ids[rows], boxes[rows], conf[rows])
     return counter.summary()
 
 

@@ -25,6 +25,9 @@ from utils.track_counting import TrackCounter, check_inside_frame
 DEFAULT_TRACKER = "ocsort.yaml"  # fewer unique-count errors than ByteTrack on held-out videos (BENCHMARKS.md)
 FITTED = {"bytetrack", "botsort", "ocsort", "deepocsort", "fasttrack"}  # share ByteTrack's thresholds
 NEW_TRACK_MAX_IOU = 0.05  # utils/track_births.py; chosen on held-out generated videos (BENCHMARKS.md, session 12)
+# A track counts when its mean score is this far above the count threshold: tracks on background hover just above it
+# (held-out generated videos, BENCHMARKS.md session 13)
+TRACK_CONF_MARGIN = 0.15
 
 
 def find_tracker(tracker: str) -> str:
@@ -79,6 +82,7 @@ class VideoTracking:
         lines (list[np.ndarray]): Counting lines, each (2, 2) end points in source pixels.
         zones (list[np.ndarray]): Zones, each a (K, 2) polygon in source pixels.
         min_track_frames (int): Frames a track must last to count as a unique head.
+        min_track_conf (float): Mean score a track must reach to count (`TrackCounter`'s `min_conf`).
         line_band (float): Half-width, in box heights, of the band around each line where a head is on neither side.
         trail (int): Centres per track drawn as its trail.
         counters (dict[str, TrackCounter]): Sequence → its counts; finished sequences stay until `reset`.
@@ -96,6 +100,7 @@ class VideoTracking:
         line_band: float = 0.0,
         trail: int = 20,
         summary_json: str | Path | None = None,
+        min_track_conf: float | None = None,
     ):
         """Register Ultralytics' tracker callbacks on the predictor, after a callback that resets them per sequence.
 
@@ -110,11 +115,14 @@ class VideoTracking:
             trail (int): Centres per track drawn as its trail.
             summary_json (str | Path, optional): Where to write the per-sequence summaries; the fitted tracker YAML
                 goes beside it.
+            min_track_conf (float, optional): Mean score a track must reach to count as a head (unique, crossing,
+                zone visitor); default: the predictor's count threshold + `TRACK_CONF_MARGIN`.
         """
         if min_track_frames < 1:
             raise ValueError(f"--min-track-frames must be >= 1, got {min_track_frames}")
         if line_band < 0:
             raise ValueError(f"--line-band must be >= 0, got {line_band}")
+        self.min_track_conf = predictor.args.conf + TRACK_CONF_MARGIN if min_track_conf is None else min_track_conf
         predictor.args.mode, predictor.args.tracker = "track", find_tracker(tracker)
         if not Path(tracker).is_file():  # Ultralytics' own YAML: fit its thresholds to the calibrated count threshold
             dest = Path(summary_json).parent if summary_json else Path(tempfile.mkdtemp(prefix="tracker"))
@@ -154,7 +162,13 @@ class VideoTracking:
             self._slots[slot] = key
             self._check_geometry(predictor.results[i].orig_img.shape)
             self.counters[key] = TrackCounter(
-                self.lines, self.zones, self.min_track_frames, predictor.frame_interval(i), self.trail, self.line_band
+                self.lines,
+                self.zones,
+                self.min_track_frames,
+                predictor.frame_interval(i),
+                self.trail,
+                self.line_band,
+                self.min_track_conf,
             )
 
     def _check_geometry(self, shape: tuple[int, ...]):
@@ -176,7 +190,7 @@ class VideoTracking:
             result.update(boxes=torch.zeros((0, 7), device=result.boxes.data.device))
         ids = b.id.astype(np.int64) if b.is_track else np.zeros(0, np.int64)
         counter = self.counters[key]
-        f = counter.update(ids, b.xyxy[: len(ids)])
+        f = counter.update(ids, b.xyxy[: len(ids)], b.conf[: len(ids)])
         result.tracks = {"trails": counter.trails(ids), "lines": self.lines, "zones": self.zones, "frame": f}
         result.subtext = "  ".join(filter(None, (f"unique {f.unique}", result.subtext)))
         values = (f.tracked, f.unique, *f.crossings.reshape(-1).tolist(), *f.occupancy.tolist())
@@ -188,7 +202,8 @@ class VideoTracking:
         if counter is None or not counter.frames:
             return None
         summary = self.summaries[key] = counter.summary()
-        parts = [f"{summary['unique_heads']} unique heads (tracks of >= {self.min_track_frames} frames)"]
+        rule = f"tracks of >= {self.min_track_frames} frames, mean score >= {self.min_track_conf:.3g}"
+        parts = [f"{summary['unique_heads']} unique heads ({rule})"]
         parts += [f"line{k + 1} in {x['in']} out {x['out']}" for k, x in enumerate(summary["lines"])]
         parts += [
             f"zone{k + 1} now {z['occupancy_now']} max {z['occupancy_max']} mean dwell {z['dwell_s_mean']:.1f} s"
