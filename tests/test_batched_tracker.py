@@ -68,5 +68,8 @@ def test_direction_cost_by_hand():
     """A track at (0, 0) moving along +x: a detection ahead costs 0, one to the side 0.5, one behind 1, one on its
     centre 0; a track with a zero direction (it stood still) costs 0.5 everywhere off its centre."""
     targets = np.array([[5, 0], [0, 3], [-2, 0], [0, 0]], np.float32)
-    cost = direction_cost(np.zeros((2, 2), np.float32), np.array([[1, 0], [0, 0]], np.float32), targets)
+    velocity = np.array([[1, 0], [0, 0]], np.float32)
+    cost = direction_cost(np.zeros((2, 1, 2), np.float32), velocity[:, None], targets[None])  # every pair
     np.testing.assert_allclose(cost, [[0, 0.5, 1, 0], [0.5, 0.5, 0.5, 0]], atol=1e-6)
+    pairs = direction_cost(np.zeros((2, 2), np.float32), velocity[[0, 1]], targets[[2, 1]])  # chosen pairs
+    np.testing.assert_allclose(pairs, [1, 0.5], atol=1e-6)
