@@ -130,6 +130,7 @@ def main(opt: argparse.Namespace) -> int:
             min_track_frames=opt.min_track_frames,
             line_band=opt.line_band,
             min_track_conf=opt.min_track_conf,
+            cross_frames=opt.cross_frames,
         )
         predictor.setup_model(opt.weights)
     except (OSError, ValueError, TypeError, RuntimeError) as e:  # unreadable checkpoint or bad settings

@@ -132,7 +132,15 @@ def track(opt: argparse.Namespace, trained: dict[str, Any]) -> dict[str, Any]:
     }
     save_dir = cli.run_dir(opt.project, opt.name, opt.exist_ok)
     table = evaluate_tracking(
-        opt.data, overrides, opt.tracker, opt.line, opt.min_track_frames, save_dir, opt.line_band, opt.min_track_conf
+        opt.data,
+        overrides,
+        opt.tracker,
+        opt.line,
+        opt.min_track_frames,
+        save_dir,
+        opt.line_band,
+        opt.min_track_conf,
+        opt.cross_frames,
     )
     return table.iloc[-1].drop("sequence").to_dict()
 

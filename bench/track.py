@@ -12,7 +12,7 @@ MOTChallenge ground truth), a horizontal and a vertical counting line through th
 
 Unique heads, truth: people whose head is visible (visibility > 0) in at least --min-track-frames frames; found:
 tracks that last that many frames with the mean score detect.py asks (count threshold + TRACK_CONF_MARGIN).
-Crossings, truth: the true paths through the lines, every frame.
+Crossings, truth: the true paths through the lines, every frame; found: detect.py's rules (--cross-frames 5).
 
 Usage:
     python bench/track.py --weights runs/train/exp/weights/best.pt          # the model of `python train.py`
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,13 @@ def parse_opt() -> argparse.Namespace:
         help="also recount the default tracker's tracks with --min-track-conf = count threshold + each margin",
     )
     p.add_argument(
+        "--cross-frames-sweep",
+        type=int,
+        nargs="*",
+        default=[1, 3],
+        help="also recount the default tracker's tracks with these --cross-frames values",
+    )
+    p.add_argument(
         "--videos",
         nargs="+",
         default=list(VIDEOS),
@@ -149,6 +157,29 @@ def timed_callbacks(predictor: CountingPredictor) -> list[float]:
     return spent
 
 
+def score_row(video: tuple, lines, min_frames: int, tracking, setting: str, tracks, counts=None, **rules) -> dict:
+    """One table row: a video's tracks scored under the counting rules of a `VideoTracking`, `rules` replacing any.
+
+    Args:
+        video (tuple): Sequence name, most heads in a frame, ground truth rows, frames.
+        lines (list[np.ndarray]): Counting lines.
+        min_frames (int): --min-track-frames.
+        tracking (VideoTracking): Whose min_track_conf and cross_frames apply.
+        setting (str): Row label.
+        tracks (pd.DataFrame): The tracks (read_mot columns).
+        counts (np.ndarray, optional): (frame, head count) rows, for the per-frame count MAE.
+        **rules: score_sequence keywords that replace the tracking's (min_track_conf, cross_frames, line_band).
+    """
+    name, heads, gt, n = video
+    rule = {"min_track_conf": tracking.min_track_conf, "cross_frames": tracking.cross_frames, **rules}
+    return {
+        "video": name,
+        "heads_max": heads,
+        "setting": setting,
+        **score_sequence(gt, tracks, n, lines, min_frames, counts, **rule),
+    }
+
+
 def main(opt: argparse.Namespace):
     """Generate the videos, run every setting, print and save the table."""
     root = CACHE_DIR / "track_bench"
@@ -168,7 +199,8 @@ def main(opt: argparse.Namespace):
             track=v,
             lines=lines,
             min_track_frames=opt.min_track_frames,
-            min_track_conf=0.0 if k == shipped else None,  # as shipped: every track of enough frames counts
+            min_track_conf=0.0 if k == shipped else None,  # as shipped: every track of enough frames counts,
+            cross_frames=1 if k == shipped else 5,  # every change of side crosses
         )
         for k, v in settings.items()
     }
@@ -185,73 +217,34 @@ def main(opt: argparse.Namespace):
             results[k] = (*track_sequence(p, frames_dir), spent[k][0] / (time.perf_counter() - t0 - spent[k][0]))
         _, _, fps_b = track_sequence(plain, frames_dir)
         fps_plain = (fps_a + fps_b) / 2
+        row = partial(score_row, (seq.name, heads, gt, n), lines, opt.min_track_frames)
         for name, (pred, counts, fps, share) in results.items():
-            row = {
-                "video": seq.name,
-                "heads_max": heads,
-                "setting": name,
-                **score_sequence(
-                    gt,
-                    pred,
-                    n,
-                    lines,
-                    opt.min_track_frames,
-                    counts,
-                    min_track_conf=trackers[name].tracking.min_track_conf,
-                ),
-            }
-            rows.append(
-                {**row, "fps": fps, "fps_plain": fps_plain, "overhead": share, "overhead_runs": fps_plain / fps - 1}
-            )
+            shares = {"fps": fps, "fps_plain": fps_plain, "overhead": share, "overhead_runs": fps_plain / fps - 1}
+            rows.append({**row(trackers[name].tracking, name, pred, counts), **shares})
         oracles = {}
         for t in opt.trackers:
             fitted, _ = fit_thresholds(find_tracker(t), 0.5, root / f"oracle_{Path(t).name}")
             oracles[Path(t).stem] = oracle_tracks(gt, n, fitted, (opt.size, opt.size))
-        mine, rule = results[f"{Path(default).stem} (fitted)"], trackers[f"{Path(default).stem} (fitted)"]
+        mine, stem = results[f"{Path(default).stem} (fitted)"], f"{Path(default).stem} (fitted)"
         start = len(rows)
-        for m in (None, *opt.track_conf_margins):  # the same tracks, counted under another mean-score rule
+        # the default tracker's tracks again, counted under other rules
+        row = partial(row, trackers[stem].tracking)
+        rows.append(row(f"{stem}, any mean score", mine[0], mine[1], min_track_conf=0.0))
+        for m in opt.track_conf_margins:
+            rows.append(row(f"{stem}, margin {m:g}", mine[0], mine[1], min_track_conf=trackers[stem].count_conf + m))
+        for k in opt.cross_frames_sweep:
+            rows.append(row(f"{stem}, cross frames {k}", mine[0], mine[1], cross_frames=k))
+        for name, oracle in oracles.items():
+            rows.append(row(f"oracle detections, {name} (fitted)", oracle))
+        for band in opt.line_bands:
+            rows.append(row(f"{stem}, line band {band:g}", mine[0], mine[1], line_band=band))
             rows.append(
-                {
-                    "video": seq.name,
-                    "heads_max": heads,
-                    "setting": f"{Path(default).stem} (fitted), "
-                    + ("any mean score" if m is None else f"margin {m:g}"),
-                    **score_sequence(
-                        gt,
-                        mine[0],
-                        n,
-                        lines,
-                        opt.min_track_frames,
-                        mine[1],
-                        0.0,
-                        0.0 if m is None else rule.count_conf + m,
-                    ),
-                }
+                row(
+                    f"oracle detections, {Path(default).stem} (fitted), line band {band:g}",
+                    oracles[Path(default).stem],
+                    line_band=band,
+                )
             )
-        for band in (0.0, *opt.line_bands):  # the same tracks, counted with a band around the lines
-            tag = f", line band {band:g}" if band else ""
-            if band:
-                rows.append(
-                    {
-                        "video": seq.name,
-                        "heads_max": heads,
-                        "setting": f"{Path(default).stem} (fitted){tag}",
-                        **score_sequence(
-                            gt, mine[0], n, lines, opt.min_track_frames, mine[1], band, rule.tracking.min_track_conf
-                        ),
-                    }
-                )
-            for name, oracle in oracles.items():
-                if band and name != Path(default).stem:
-                    continue
-                rows.append(
-                    {
-                        "video": seq.name,
-                        "heads_max": heads,
-                        "setting": f"oracle detections, {name} (fitted){tag}",
-                        **score_sequence(gt, oracle, n, lines, opt.min_track_frames, line_band=band),
-                    }
-                )
         print(pd.DataFrame(rows[start - len(settings) :]).to_string(), flush=True)
     table = pd.DataFrame(rows)
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)

@@ -133,6 +133,23 @@ def test_parse_points_and_frame_checks():
         check_inside_frame(np.array([[0, 10], [700, 10.0]]), 640, 480, "--line 1")
 
 
+def test_settle_counts_a_crossing_once_the_head_stays_on_the_other_side():
+    """settle 3. Track 1 dips below the line for one frame (nothing); 2 goes below, touches the line (neither adds
+    nor resets) and stays: in at frame 5, its third update below; 3 ends two updates below (nothing); 4 goes below for
+    two updates, back above, then below for three: in at frame 7. With settle 1 the same tracks count in 5, out 2."""
+    paths = {
+        1: [(10, 40), (10, 55), (10, 45), (10, 40), (10, 38), (10, 36), (10, 34)],
+        2: [(20, 40), (20, 55), (20, 50), (20, 60), (20, 65), (20, 70), (20, 75)],
+        3: [(30, 40), (30, 60), (30, 65)],
+        4: [(40, 40), (40, 55), (40, 60), (40, 45), (40, 55), (40, 60), (40, 65)],
+    }
+    tc, frames = run(paths, settle=3)
+    assert [f.crossings.tolist() for f in frames] == [[[0, 0]]] * 4 + [[[1, 0]]] * 2 + [[[2, 0]]]
+    assert run(paths)[0].crossings.tolist() == [[5, 2]]
+    with pytest.raises(ValueError, match="settle must be >= 1"):
+        TrackCounter(settle=0)
+
+
 def test_band_ignores_a_wobble_on_the_line_and_keeps_real_crossings():
     """Boxes 10 px high, band 0.5: a centre wobbling 3 px either side of the line counts nothing (without the band:
     in, out, in); one that wobbles and then leaves 10 px below counts one in, from its last point 10 px above."""

@@ -111,16 +111,16 @@ def test_tracking_keeps_the_per_frame_counts(runs):
 
 def test_track_columns_and_summary_match_a_recount_of_the_saved_tracks(runs):
     """counts.csv's tracked/unique/line/zone columns, frame by frame, equal TrackCounter run on the saved labels with
-    the default rule (mean score >= count threshold 0.3 + 0.15); summary.json's totals equal the last row; the video
+    the default rules (mean score >= count threshold 0.3 + 0.15, 5 frames past a line); summary.json's totals equal the last row; the video
     keeps every frame."""
     _, track, proc = runs
     rows = pd.read_csv(track / "counts.csv")
     assert list(rows.columns[-5:]) == ["tracked", "unique", "line1_in", "line1_out", "zone1"]
     summary = json.loads((track / "summary.json").read_text())
     (video_summary,) = summary.values()
-    assert video_summary["min_track_conf"] == 0.45
+    assert (video_summary["min_track_conf"], video_summary["cross_frames"]) == (0.45, 5)
     line, zone = np.array([[0, 64], [160, 64.0]]), np.array([[0, 0], [90, 0], [90, 128], [0, 128.0]])
-    tc = TrackCounter([line], [zone], 2, min_conf=0.45)
+    tc = TrackCounter([line], [zone], 2, min_conf=0.45, settle=5)
     for (ids, xyxy, conf), (_, row) in zip(_tracked_labels(track), rows.iterrows()):
         f = tc.update(ids, xyxy, conf)
         assert (f.tracked, f.unique, *f.crossings[0], f.occupancy[0]) == tuple(row.iloc[-5:]), row.to_dict()

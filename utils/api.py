@@ -83,6 +83,7 @@ class HeadCounter:
         line_band: float = 0.0,
         fps: float = 30.0,
         min_track_conf: float | None = None,
+        cross_frames: int = 5,
     ):
         """Load the model.
 
@@ -109,6 +110,8 @@ class HeadCounter:
             fps (float): With `track`, the frame rate of the calls, for dwell times in seconds.
             min_track_conf (float, optional): With `track`, mean score a track must reach to count as a head;
                 default: the count threshold + 0.15 (`utils.tracking.TRACK_CONF_MARGIN`).
+            cross_frames (int): With `track`, calls a head must be seen on the new side of a line before its
+                crossing counts (a box wobbling across the line for a frame or two counts nothing).
         """
         with trusting(trust_weights):  # restricted loading unless the caller vouches for the file
             self.conf, self.max_det = resolve_conf(conf, weights), max_det
@@ -124,6 +127,7 @@ class HeadCounter:
                 min_track_frames=min_track_frames,
                 line_band=line_band,
                 min_track_conf=min_track_conf,
+                cross_frames=cross_frames,
             )
             self.predictor.frame_dt = 1 / fps
             if isinstance(weights, (str, Path)):

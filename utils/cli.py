@@ -80,7 +80,7 @@ def points(flag: str, min_points: int, max_points: int | None = None) -> Callabl
 
 def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str = "") -> None:
     """Add the tracking flags detect.py and val.py --task track share: --tracker, --min-track-frames,
-    --min-track-conf, --line-band, --line (and --zone for detect.py). `scope` prefixes their help, e.g. "--task track: ".
+    --min-track-conf, --line-band, --cross-frames, --line (and --zone for detect.py). `scope` prefixes their help, e.g. "--task track: ".
     """
     from utils.tracking import DEFAULT_TRACKER, TRACK_CONF_MARGIN
 
@@ -103,6 +103,12 @@ def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str =
         type=at_least(0.0),
         default=0.0,
         help=f"{scope}a head changes side of a line only beyond this many box heights from it (damps jittering boxes)",
+    )
+    parser.add_argument(
+        "--cross-frames",
+        type=at_least(1, int),
+        default=5,
+        help=f"{scope}frames a head must stay on the other side of a line for its crossing to count",
     )
     parser.add_argument(
         "--line",

@@ -197,6 +197,7 @@ class CountingPredictor(DetectionPredictor):
         min_track_frames: int = 5,
         line_band: float = 0.0,
         min_track_conf: float | None = None,
+        cross_frames: int = 5,
     ):
         """Resolve the count threshold and max_det, then set up Ultralytics' predictor (and tracker).
 
@@ -217,6 +218,7 @@ class CountingPredictor(DetectionPredictor):
                 on neither side.
             min_track_conf (float, optional): With `track`, mean score a track must reach to count; default: the
                 count threshold + `utils.tracking.TRACK_CONF_MARGIN`.
+            cross_frames (int): With `track`, updates a head must be seen on the new side of a line to cross it.
         """
         if style not in STYLES:
             raise ValueError(f"unknown style '{style}', expected one of {STYLES}")
@@ -247,6 +249,7 @@ class CountingPredictor(DetectionPredictor):
                 line_band,
                 summary_json=summary,
                 min_track_conf=min_track_conf,
+                cross_frames=cross_frames,
             )
         elif lines or zones:
             raise ValueError("lines and zones count tracks: they need tracking (--track)")

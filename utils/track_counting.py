@@ -11,6 +11,10 @@ Conventions (pixels of the source frame, y down):
     - A crossing is a change of strict side whose step (from the last position strictly on the old side to the first
       one strictly on the new side) passes between the line's end points. A head touching the line and going back,
       or starting on it, does not cross; one going over and back crosses twice (in, then out).
+    - With `settle` > 1 a change of side counts only once the head has been seen strictly on the new side in `settle`
+      updates without going back (updates on the line in between neither add nor reset); the step tested is then
+      the one that first reached the new side. A head whose box wobbles across the line for a frame or two counts
+      nothing.
     - With a `band` > 0 a head is strictly on a side only when its centre lies farther than band x its box height from
       the line: a detector's boxes jitter by a few pixels between frames, and without the band a head standing on
       the line counts an in and an out at every wobble.
@@ -117,6 +121,7 @@ class TrackCounter:
         trail: int = 20,
         band: float = 0.0,
         min_conf: float = 0.0,
+        settle: int = 1,
     ):
         """Start an empty count.
 
@@ -131,12 +136,15 @@ class TrackCounter:
             min_conf (float): Mean score a track needs, besides `min_frames` frames, to count: as a unique head, a
                 crossing or a zone visitor. A track counts from the first update at which it meets both, and stays
                 counted, so running totals never go down.
+            settle (int): Updates a head must be seen strictly on the new side of a line for its crossing to count.
         """
         if min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
         if band < 0:
             raise ValueError(f"band must be >= 0, got {band}")
-        self.band = band
+        if settle < 1:
+            raise ValueError(f"settle must be >= 1, got {settle}")
+        self.band, self.settle = band, settle
         self.lines = np.asarray(lines, dtype=np.float64).reshape(-1, 2, 2)
         self.zones = [np.asarray(z, dtype=np.float64) for z in zones]
         self._paths = [Polygon(z) for z in self.zones]
@@ -152,14 +160,18 @@ class TrackCounter:
         self._crossed = np.zeros((L, 0, 2), np.int64)  # crossings in, out of each line by each ID
         self._side = np.zeros((L, 0), np.int8)  # last strict side of each line, 0 = none yet
         self._at = np.zeros((L, 0, 2))  # centre when that side was last seen
+        self._next = np.zeros((L, 0), np.int8)  # the other side it is settling on, 0 = none
+        self._settled = np.zeros((L, 0), np.int64)  # updates seen on that side so far
+        self._reached = np.zeros((L, 0, 2))  # centre when it first reached that side
         self._inside = np.zeros((Z, 0), np.int64)  # updates spent in each zone
         self._trail = np.zeros((0, self.trail, 2), np.float32)  # recent centres, oldest first
         self._grow(64)
 
     def _grow(self, capacity: int):
         """Make the per-ID arrays (ID on their `axis`) hold IDs below `capacity`, keeping their contents."""
-        arrays = ("_seen", 0), ("_score", 0), ("_counted", 0), ("_crossed", 1), ("_side", 1), ("_at", 1), ("_inside", 1)
-        for name, axis in (*arrays, ("_trail", 0)):
+        per_id = ("_seen", "_score", "_counted", "_trail")
+        per_line = ("_crossed", "_side", "_at", "_next", "_settled", "_reached", "_inside")
+        for name, axis in (*((n, 0) for n in per_id), *((n, 1) for n in per_line)):
             a = getattr(self, name)
             setattr(
                 self, name, np.pad(a, [(0, capacity - a.shape[axis]) if d == axis else (0, 0) for d in range(a.ndim)])
@@ -213,16 +225,31 @@ class TrackCounter:
         dist = _cross(d, c[None] - a) / np.linalg.norm(d, axis=-1)  # (L, N) signed distance in pixels
         side = (np.sign(dist) * (np.abs(dist) > self.band * h[None])).astype(np.int8)  # +1 right, -1 left, 0 on it
         before, p = self._side[:, ids], self._at[:, ids]
-        flipped = (side != 0) & (before != 0) & (side != before)
-        step = c[None] - p  # from the last point strictly on the old side to this one
+        flipped, q = self._settle(ids, side, before, c)
+        step = q - p  # from the last point strictly on the old side to the first one strictly on the new side
         ends = _cross(step, a - p) * _cross(step, a + d - p)  # <= 0: the end points are on either side of the step
         crossed = flipped & (ends <= 0)
         li, ni = np.nonzero(crossed)  # IDs are unique within a frame, so no (line, ID) pair repeats
         self._crossed[li, ids[ni], (before[li, ni] > 0).astype(np.int64)] += 1
-        strict = side != 0
-        li, ni = np.nonzero(strict)
+        taken = (side != 0) & ((side == before) | (before == 0) | flipped)  # a side still settling is not taken yet
+        li, ni = np.nonzero(taken)
         self._side[li, ids[ni]] = side[li, ni]
         self._at[li, ids[ni]] = c[ni]
+
+    def _settle(self, ids: np.ndarray, side: np.ndarray, before: np.ndarray, c: np.ndarray):
+        """Return where each head has now been `settle` updates on the other side of each line (L, N), and the
+        centres (L, N, 2) at which it first reached that side."""
+        other = (side != 0) & (before != 0) & (side != before)
+        upcoming, n = self._next[:, ids], self._settled[:, ids]
+        fresh = other & (side != upcoming)  # a visit to the other side starts now
+        back = side == before  # back on its side: the visit is over
+        n = np.where(fresh, 1, np.where(back, 0, n + other))
+        upcoming = np.where(fresh, side, np.where(back, 0, upcoming))
+        li, ni = np.nonzero(fresh)
+        self._reached[li, ids[ni]] = c[ni]
+        flipped = other & (n >= self.settle)
+        self._next[:, ids], self._settled[:, ids] = np.where(flipped, 0, upcoming), np.where(flipped, 0, n)
+        return flipped, self._reached[:, ids]
 
     @property
     def unique(self) -> int:
@@ -264,6 +291,7 @@ class TrackCounter:
             "unique_heads": self.unique,
             "min_track_frames": self.min_frames,
             "min_track_conf": round(float(self.min_conf), 4),
+            "cross_frames": self.settle,
             "tracks": int((self._seen > 0).sum()),
             "lines": [
                 {"points": line.tolist(), "in": int(n_in), "out": int(n_out)}

@@ -78,6 +78,7 @@ def score_sequence(
     counts: np.ndarray | None = None,
     line_band: float = 0.0,
     min_track_conf: float = 0.0,
+    cross_frames: int = 1,
 ) -> dict:
     """Score one sequence's tracks: TrackEval's metrics, unique-head and crossing errors, per-frame count MAE.
 
@@ -94,6 +95,7 @@ def score_sequence(
         counts (np.ndarray, optional): (frame, head count) rows (M, 2) to compare with the visible heads.
         line_band (float): The band of the tracks' crossings (`TrackCounter`'s `band`); the true crossings use none.
         min_track_conf (float): Mean score a track must reach to count (`TrackCounter`'s `min_conf`).
+        cross_frames (int): Updates a head must stay on the new side of a line (`TrackCounter`'s `settle`).
 
     Returns:
         (dict): TRACK_KEYS, `count_errors`' keys and, with counts, count_mae.
@@ -103,7 +105,9 @@ def score_sequence(
     truth["unique_heads"] = count_tracks(visible, frames, (), min_track_frames)["unique_heads"]
     row = {
         **score_tracks(gt, pred, frames),
-        **count_errors(truth, count_tracks(pred, frames, lines, min_track_frames, line_band, min_track_conf)),
+        **count_errors(
+            truth, count_tracks(pred, frames, lines, min_track_frames, line_band, min_track_conf, cross_frames)
+        ),
     }
     if counts is not None:
         frame, n = np.asarray(counts, dtype=np.int64).reshape(-1, 2).T
@@ -121,6 +125,7 @@ def evaluate_tracking(
     save_dir: Path | None = None,
     line_band: float = 0.0,
     min_track_conf: float | None = None,
+    cross_frames: int = 5,
 ) -> pd.DataFrame:
     """Track and score every sequence under root; print and save the table (track_results.csv, mot/<seq>.txt).
 
@@ -134,6 +139,7 @@ def evaluate_tracking(
         line_band (float): Half-width in box heights of the band around each line where a head is on neither side.
         min_track_conf (float, optional): Mean score a track must reach to count; default: the count threshold +
             `utils.tracking.TRACK_CONF_MARGIN`.
+        cross_frames (int): Updates a head must stay on the new side of a line for its crossing to count.
 
     Returns:
         (pd.DataFrame): One row per sequence and a final "mean" row.
@@ -146,6 +152,7 @@ def evaluate_tracking(
         min_track_frames=min_track_frames,
         line_band=line_band,
         min_track_conf=min_track_conf,
+        cross_frames=cross_frames,
     )
     rows = []
     for seq in sequences:
@@ -161,7 +168,7 @@ def evaluate_tracking(
             "sequence": seq.name,
             "frames": n,
             **score_sequence(
-                gt, pred, n, lines, min_track_frames, counts, line_band, predictor.tracking.min_track_conf
+                gt, pred, n, lines, min_track_frames, counts, line_band, predictor.tracking.min_track_conf, cross_frames
             ),
         }
         row["fps"] = fps

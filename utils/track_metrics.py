@@ -105,6 +105,7 @@ def count_tracks(
     min_frames: int = 1,
     band: float = 0.0,
     min_conf: float = 0.0,
+    settle: int = 1,
 ) -> dict:
     """Run `TrackCounter` over MOT rows: the unique heads and line crossings those tracks make.
 
@@ -116,11 +117,13 @@ def count_tracks(
         band (float): `TrackCounter`'s band around each line, in box heights (0 for ground truth).
         min_conf (float): Mean score a track needs to count (`TrackCounter`'s `min_conf`), from the "conf" column
             (0 for ground truth).
+        settle (int): Updates a head must stay on the new side of a line for the crossing to count (1 for ground
+            truth).
 
     Returns:
         (dict): TrackCounter's summary.
     """
-    counter = TrackCounter(lines=lines, min_frames=min_frames, band=band, min_conf=min_conf)
+    counter = TrackCounter(lines=lines, min_frames=min_frames, band=band, min_conf=min_conf, settle=settle)
     boxes, ids = df[["x1", "y1", "x2", "y2"]].to_numpy(), df["id"].to_numpy()
     conf = df["conf"].to_numpy() if "conf" in df else np.ones(len(df))
     for rows in _rows_by_frame(df, frames):

@@ -83,6 +83,8 @@ class VideoTracking:
         zones (list[np.ndarray]): Zones, each a (K, 2) polygon in source pixels.
         min_track_frames (int): Frames a track must last to count as a unique head.
         min_track_conf (float): Mean score a track must reach to count (`TrackCounter`'s `min_conf`).
+        cross_frames (int): Updates a head must stay on the new side of a line to cross it (`TrackCounter`'s
+            `settle`).
         line_band (float): Half-width, in box heights, of the band around each line where a head is on neither side.
         trail (int): Centres per track drawn as its trail.
         counters (dict[str, TrackCounter]): Sequence → its counts; finished sequences stay until `reset`.
@@ -101,6 +103,7 @@ class VideoTracking:
         trail: int = 20,
         summary_json: str | Path | None = None,
         min_track_conf: float | None = None,
+        cross_frames: int = 5,
     ):
         """Register Ultralytics' tracker callbacks on the predictor, after a callback that resets them per sequence.
 
@@ -117,11 +120,15 @@ class VideoTracking:
                 goes beside it.
             min_track_conf (float, optional): Mean score a track must reach to count as a head (unique, crossing,
                 zone visitor); default: the predictor's count threshold + `TRACK_CONF_MARGIN`.
+            cross_frames (int): Updates a head must be seen on the new side of a line for its crossing to count.
         """
         if min_track_frames < 1:
             raise ValueError(f"--min-track-frames must be >= 1, got {min_track_frames}")
         if line_band < 0:
             raise ValueError(f"--line-band must be >= 0, got {line_band}")
+        if cross_frames < 1:
+            raise ValueError(f"--cross-frames must be >= 1, got {cross_frames}")
+        self.cross_frames = cross_frames
         self.min_track_conf = predictor.args.conf + TRACK_CONF_MARGIN if min_track_conf is None else min_track_conf
         predictor.args.mode, predictor.args.tracker = "track", find_tracker(tracker)
         if not Path(tracker).is_file():  # Ultralytics' own YAML: fit its thresholds to the calibrated count threshold
@@ -169,6 +176,7 @@ class VideoTracking:
                 self.trail,
                 self.line_band,
                 self.min_track_conf,
+                self.cross_frames,
             )
 
     def _check_geometry(self, shape: tuple[int, ...]):
