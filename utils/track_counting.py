@@ -101,6 +101,8 @@ class TrackCounter:
         zones (list[np.ndarray]): Polygons (K, 2) in pixels.
         min_frames (int): Frames a track must be seen in to count as a unique head.
         min_conf (float): Mean score a track must have to count.
+        band (float): Half-width, in box heights, of the band around each line where a head is on neither side.
+        settle (int): Updates a head must be seen on the new side of a line for its crossing to count.
         dt (float): Seconds between two updates (vid_stride / fps).
         trail (int): Centres kept per track for drawing trails.
         frames (int): Updates so far.
