@@ -76,27 +76,13 @@ def parse_opt() -> argparse.Namespace:
         default=["ocsort.yaml", "bytetrack.yaml", "botsort.yaml"],
         help="Ultralytics trackers to compare, each fitted to the count threshold (the first is the default)",
     )
-    p.add_argument(
-        "--line-bands",
-        type=float,
-        nargs="*",
-        default=[0.25, 0.5],
-        help="also recount the default tracker's and the oracle's tracks with these --line-band values",
+    recounts = (  # the default tracker's tracks counted again under other rules, in extra rows
+        ("--line-bands", float, [0.25, 0.5], "these --line-band values (the oracle's tracks too)"),
+        ("--track-conf-margins", float, [0.1, 0.2], "--min-track-conf = count threshold + each margin"),
+        ("--cross-frames-sweep", int, [1, 3], "these --cross-frames values"),
     )
-    p.add_argument(
-        "--track-conf-margins",
-        type=float,
-        nargs="*",
-        default=[0.1, 0.2],
-        help="also recount the default tracker's tracks with --min-track-conf = count threshold + each margin",
-    )
-    p.add_argument(
-        "--cross-frames-sweep",
-        type=int,
-        nargs="*",
-        default=[1, 3],
-        help="also recount the default tracker's tracks with these --cross-frames values",
-    )
+    for flag, kind, default, what in recounts:
+        p.add_argument(flag, type=kind, nargs="*", default=default, help=f"also recount the tracks with {what}")
     p.add_argument(
         "--videos",
         nargs="+",
