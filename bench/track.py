@@ -185,8 +185,8 @@ def main(opt: argparse.Namespace):
             track=v,
             lines=lines,
             min_track_frames=opt.min_track_frames,
-            min_track_conf=0.0 if k == shipped else None,  # as shipped: every track of enough frames counts,
-            cross_frames=1 if k == shipped else 5,  # every change of side crosses
+            # as shipped: every track of enough frames counts, every change of side crosses
+            **({"min_track_conf": 0.0, "cross_frames": 1} if k == shipped else {}),
         )
         for k, v in settings.items()
     }
@@ -211,7 +211,8 @@ def main(opt: argparse.Namespace):
         for t in opt.trackers:
             fitted, _ = fit_thresholds(find_tracker(t), 0.5, root / f"oracle_{Path(t).name}")
             oracles[Path(t).stem] = oracle_tracks(gt, n, fitted, (opt.size, opt.size))
-        mine, stem = results[f"{Path(default).stem} (fitted)"], f"{Path(default).stem} (fitted)"
+        stem = f"{Path(default).stem} (fitted)"
+        mine = results[stem]
         start = len(rows)
         # the default tracker's tracks again, counted under other rules
         row = partial(row, trackers[stem].tracking)
@@ -226,7 +227,7 @@ def main(opt: argparse.Namespace):
             rows.append(row(f"{stem}, line band {band:g}", mine[0], mine[1], line_band=band))
             rows.append(
                 row(
-                    f"oracle detections, {Path(default).stem} (fitted), line band {band:g}",
+                    f"oracle detections, {stem}, line band {band:g}",
                     oracles[Path(default).stem],
                     line_band=band,
                 )

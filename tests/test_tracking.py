@@ -207,16 +207,19 @@ def test_api_tracks_with_ocsort_fitted_and_batched(weights):
     assert sum(map(len, ids)) > 0
 
 
-def test_line_band_reaches_the_counters(weights):
-    """HeadCounter(line_band=...) (detect.py and val.py --line-band) gives every sequence's counter that band."""
+def test_line_band_and_cross_frames_reach_the_counters(weights):
+    """HeadCounter(line_band=..., cross_frames=...) (detect.py and val.py --line-band, --cross-frames) gives every
+    sequence's counter that band and settle; out-of-range values are one error naming the flag."""
     from utils.api import HeadCounter
 
     counter = HeadCounter(weights, imgsz=int(IMGSZ), device="cpu", track="bytetrack.yaml", lines=[[[0, 64], [160, 64]]],
-                          line_band=0.5)  # fmt: skip
+                          line_band=0.5, cross_frames=3)  # fmt: skip
     counter(moving_patches()[0])
-    assert [tc.band for tc in counter.predictor.tracking.counters.values()] == [0.5]
+    assert [(tc.band, tc.settle) for tc in counter.predictor.tracking.counters.values()] == [(0.5, 3)]
     with pytest.raises(ValueError, match="--line-band must be >= 0, got -1"):
         HeadCounter(weights, device="cpu", track="bytetrack.yaml", line_band=-1)
+    with pytest.raises(ValueError, match="--cross-frames must be >= 1, got 0"):
+        HeadCounter(weights, device="cpu", track="bytetrack.yaml", cross_frames=0)
 
 
 def test_frame_without_confirmed_tracks_draws_and_saves_no_boxes():

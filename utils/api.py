@@ -23,6 +23,7 @@ from utils import COUNT_IOU, MAX_DET
 from utils.checkpoint import trusting
 from utils.predictor import ARRAYS, CountingPredictor, resolve_conf
 from utils.track_counting import FrameTracks
+from utils.tracking import CROSS_FRAMES
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class HeadCounter:
         line_band: float = 0.0,
         fps: float = 30.0,
         min_track_conf: float | None = None,
-        cross_frames: int = 5,
+        cross_frames: int = CROSS_FRAMES,
     ):
         """Load the model.
 

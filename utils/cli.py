@@ -80,9 +80,9 @@ def points(flag: str, min_points: int, max_points: int | None = None) -> Callabl
 
 def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str = "") -> None:
     """Add the tracking flags detect.py and val.py --task track share: --tracker, --min-track-frames,
-    --min-track-conf, --line-band, --cross-frames, --line (and --zone for detect.py). `scope` prefixes their help, e.g. "--task track: ".
-    """
-    from utils.tracking import DEFAULT_TRACKER, TRACK_CONF_MARGIN
+    --min-track-conf, --line-band, --cross-frames, --line (and --zone for detect.py). `scope` prefixes their help,
+    e.g. "--task track: "."""
+    from utils.tracking import CROSS_FRAMES, DEFAULT_TRACKER, TRACK_CONF_MARGIN
 
     parser.add_argument(
         "--tracker",
@@ -107,7 +107,7 @@ def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str =
     parser.add_argument(
         "--cross-frames",
         type=at_least(1, int),
-        default=5,
+        default=CROSS_FRAMES,
         help=f"{scope}frames a head must stay on the other side of a line for its crossing to count",
     )
     parser.add_argument(

@@ -33,7 +33,7 @@ from utils.nms import grid_kernel
 from utils.overlay import STYLES, annotate, draw_count, draw_tracks
 from utils.threads import use_all_cores
 from utils.tiling import crop_tiles, merge_tiles, tile_windows
-from utils.tracking import VideoTracking
+from utils.tracking import CROSS_FRAMES, VideoTracking
 
 DEFAULT_CONF = 0.25  # used only when the checkpoint stores no calibrated count threshold
 CSV_HEADER = ("source", "frame", "time", "count", "smoothed")  # tracking adds VideoTracking.columns
@@ -197,7 +197,7 @@ class CountingPredictor(DetectionPredictor):
         min_track_frames: int = 5,
         line_band: float = 0.0,
         min_track_conf: float | None = None,
-        cross_frames: int = 5,
+        cross_frames: int = CROSS_FRAMES,
     ):
         """Resolve the count threshold and max_det, then set up Ultralytics' predictor (and tracker).
 

@@ -20,6 +20,7 @@ from data.converters.mot import IMAGE_DIRS, image_dir, seqinfo
 from utils.mot import read_mot, write_mot
 from utils.predictor import CountingPredictor
 from utils.track_metrics import TRACK_KEYS, count_errors, count_tracks, gt_heads, score_tracks
+from utils.tracking import CROSS_FRAMES
 
 
 def find_sequences(root: str | Path) -> list[Path]:
@@ -125,7 +126,7 @@ def evaluate_tracking(
     save_dir: Path | None = None,
     line_band: float = 0.0,
     min_track_conf: float | None = None,
-    cross_frames: int = 5,
+    cross_frames: int = CROSS_FRAMES,
 ) -> pd.DataFrame:
     """Track and score every sequence under root; print and save the table (track_results.csv, mot/<seq>.txt).
 

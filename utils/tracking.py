@@ -28,6 +28,7 @@ NEW_TRACK_MAX_IOU = 0.05  # utils/track_births.py; chosen on held-out generated 
 # A track counts when its mean score is this far above the count threshold: tracks on background hover just above it
 # (held-out generated videos, BENCHMARKS.md session 13)
 TRACK_CONF_MARGIN = 0.15
+CROSS_FRAMES = 5  # frames past a line before a crossing counts (held-out generated videos, BENCHMARKS.md session 13)
 
 
 def find_tracker(tracker: str) -> str:
@@ -103,7 +104,7 @@ class VideoTracking:
         trail: int = 20,
         summary_json: str | Path | None = None,
         min_track_conf: float | None = None,
-        cross_frames: int = 5,
+        cross_frames: int = CROSS_FRAMES,
     ):
         """Register Ultralytics' tracker callbacks on the predictor, after a callback that resets them per sequence.
 
