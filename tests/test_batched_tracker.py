@@ -1,5 +1,5 @@
-"""The batched ByteTrack / BoT-SORT / OC-SORT: the batched Kalman correction equals Ultralytics' one per track, and whole
-tracking runs give Ultralytics' outputs exactly, frame by frame."""
+"""The batched BoT-SORT and the helpers it shares with utils/array_tracker.py: the batched Kalman correction equals
+Ultralytics' one per track, and a whole tracking run gives Ultralytics' outputs exactly, frame by frame."""
 
 from __future__ import annotations
 
@@ -8,20 +8,12 @@ import pytest
 import torch
 from ultralytics.engine.results import Boxes
 from ultralytics.trackers.bot_sort import BOTSORT
-from ultralytics.trackers.byte_tracker import BYTETracker
-from ultralytics.trackers.oc_sort import OCSORT
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH, KalmanFilterXYWH
 from ultralytics.utils import YAML, IterableSimpleNamespace
 
 from data.synthetic_video import crowd_tracks
-from utils.batched_tracker import (
-    BatchedBOTSORT,
-    BatchedBYTETracker,
-    BatchedOCSORT,
-    batched,
-    direction_cost,
-    multi_update,
-)
+from utils.array_tracker import fast_tracker
+from utils.batched_tracker import BatchedBOTSORT, direction_cost, multi_update
 from utils.tracking import find_tracker, fit_thresholds
 
 
@@ -40,20 +32,17 @@ def test_multi_update_is_the_per_track_update(kf):
         np.testing.assert_allclose(bc, one_c, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize(
-    "name, stock", [("bytetrack.yaml", BYTETracker), ("botsort.yaml", BOTSORT), ("ocsort.yaml", OCSORT)]
-)
-def test_tracking_a_crowd_gives_ultralytics_outputs(name, stock, tmp_path):
+def test_tracking_a_crowd_with_botsort_gives_ultralytics_outputs(tmp_path):
     """A generated crowd (about 100 heads per frame, jittered boxes, scores across both association stages) tracked
-    by Ultralytics' tracker and by its batched twin: the same tracks, IDs and scores in every frame."""
+    by Ultralytics' BoT-SORT and by its batched twin: the same tracks, IDs and scores in every frame."""
     gt = crowd_tracks(150, 25, 320, seed=3)
     rng = np.random.default_rng(1)
-    path, _ = fit_thresholds(find_tracker(name), 0.3, tmp_path / name)
+    path, _ = fit_thresholds(find_tracker("botsort.yaml"), 0.3, tmp_path / "botsort.yaml")
     cfg = {**YAML.load(path), "gmc_method": "none"}
     del cfg["new_track_max_iou"]  # ours only (tests/test_track_births.py)
     cfg = IterableSimpleNamespace(**cfg)
-    ours, theirs = batched(stock(args=cfg)), stock(args=cfg)
-    assert type(ours) in (BatchedBYTETracker, BatchedBOTSORT, BatchedOCSORT)
+    ours, theirs = fast_tracker(BOTSORT(args=cfg)), BOTSORT(args=cfg)
+    assert type(ours) is BatchedBOTSORT
     img = np.zeros((320, 320, 3), np.uint8)
     for k in range(1, 26):
         xyxy = gt[gt.frame == k][["x1", "y1", "x2", "y2"]].to_numpy() + rng.normal(0, 1, (1, 4))

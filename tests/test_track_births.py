@@ -12,7 +12,7 @@ from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.trackers.oc_sort import OCSORT
 from ultralytics.utils import YAML, IterableSimpleNamespace
 
-from utils.batched_tracker import batched
+from utils.array_tracker import fast_tracker
 from utils.tracking import NEW_TRACK_MAX_IOU, find_tracker, fit_thresholds
 
 HEADS = np.array([[100, 100, 120, 120], [200, 150, 220, 170], [40, 250, 60, 270]], float)  # 20 x 20 px, still
@@ -43,6 +43,6 @@ def test_duplicates_start_no_track(name, stock, tmp_path):
     path, _ = fit_thresholds(find_tracker(name), 0.5, tmp_path / name)
     cfg = {**YAML.load(path), "gmc_method": "none"}
     assert cfg["new_track_max_iou"] == NEW_TRACK_MAX_IOU and 0.026 < NEW_TRACK_MAX_IOU < 0.6
-    assert len(run(batched(stock(args=IterableSimpleNamespace(**cfg))))) == 5
+    assert len(run(fast_tracker(stock(args=IterableSimpleNamespace(**cfg))))) == 5
     del cfg["new_track_max_iou"]
-    assert len(run(batched(stock(args=IterableSimpleNamespace(**cfg))))) == 8
+    assert len(run(fast_tracker(stock(args=IterableSimpleNamespace(**cfg))))) == 8

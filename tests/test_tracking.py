@@ -190,20 +190,20 @@ def test_api_tracks_a_stream_of_frames(weights, runs):
     assert counter.summary()["zones"][0]["dwell_s_max"] > 0.1  # seconds at 10 fps
 
 
-def test_api_tracks_with_ocsort_fitted_and_batched(weights):
+def test_api_tracks_with_ocsort_fitted_and_on_arrays(weights):
     """OC-SORT by name on our checkpoint: its YAML fitted to the stored count threshold (0.3), NMS kept at that
-    threshold (the YAML has no low-score stage), the batched twin running, and patches moving one way tracked."""
+    threshold (the YAML has no low-score stage), the array twin running, and patches moving one way tracked."""
     from ultralytics.utils import YAML
 
     from utils.api import HeadCounter
-    from utils.batched_tracker import BatchedOCSORT
+    from utils.array_tracker import ArrayOCSORT
 
     counter = HeadCounter(weights, imgsz=int(IMGSZ), device="cpu", track="ocsort.yaml")
     ids = [counter(frame).ids for frame in moving_patches()]
     cfg = YAML.load(counter.predictor.args.tracker)
     assert (cfg["tracker_type"], cfg["track_high_thresh"], cfg["fuse_score"]) == ("ocsort", 0.3, False)
     assert counter.predictor.args.conf == pytest.approx(0.3)
-    assert type(counter.predictor.trackers[0]) is BatchedOCSORT
+    assert type(counter.predictor.trackers[0]) is ArrayOCSORT
     assert sum(map(len, ids)) > 0
 
 

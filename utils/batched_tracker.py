@@ -1,25 +1,20 @@
-"""Ultralytics' ByteTrack, BoT-SORT and OC-SORT with the Kalman corrections of a frame done in one batch.
+"""Ultralytics' BoT-SORT with the Kalman corrections of a frame done in one batch, and the batched Kalman and motion
+helpers of utils/array_tracker.py's ByteTrack and OC-SORT.
 
 Profiling `BYTETracker.update` on a generated crowd of 370 heads per frame put half of its time in the Kalman
 correction, which Ultralytics runs track by track (`STrack.update` -> `KalmanFilterXYAH.update`: a 4x4 solve and a few
 small products per track). Here the matched tracks of an association stage are corrected together with batched
 numpy (the same equations), and each track is then updated by Ultralytics' own `STrack.update` / `re_activate`,
 handed its precomputed result. Association, track life cycle and outputs are Ultralytics' unchanged, except that a
-YAML with `new_track_max_iou` keeps duplicate detections from starting tracks (utils/track_births.py).
-
-OC-SORT's momentum cost (OCM), which Ultralytics computes track by track and which led its profile on a dense crowd,
-is here one broadcast over all track-detection pairs.
+YAML with `new_track_max_iou` keeps duplicate detections from starting tracks (utils/track_births.py). ByteTrack and
+OC-SORT go further, with no Python object per track (utils/array_tracker.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from ultralytics.trackers.bot_sort import BOTSORT
-from ultralytics.trackers.byte_tracker import BYTETracker
-from ultralytics.trackers.oc_sort import OCSORT
-from ultralytics.trackers.utils import matching
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH, KalmanFilterXYWH
-from ultralytics.utils.ops import xyxy2xywh
 
 from utils.track_births import DuplicateBirths
 
@@ -36,29 +31,12 @@ def measurement_std(kf: KalmanFilterXYAH, mean: np.ndarray) -> np.ndarray:
 
 def measurements(kf: KalmanFilterXYAH, tlwh: np.ndarray) -> np.ndarray:
     """Boxes (N, 4) left, top, width, height as the filter measures them: centre x, y and aspect, height (XYAH) or
-    width, height (XYWH); `STrack.convert_coords` / `BOTrack.convert_coords` for N boxes."""
-    z = tlwh.astype(np.float64).copy()
+    width, height (XYWH); `STrack.convert_coords` / `BOTrack.convert_coords` for N boxes, in the boxes' precision."""
+    z = tlwh.copy()
     z[:, :2] += z[:, 2:] / 2
     if not isinstance(kf, KalmanFilterXYWH):
         z[:, 2] /= z[:, 3]
     return z
-
-
-def boxes_xyxy(tracks: list) -> np.ndarray:
-    """Boxes (N, 4) x1, y1, x2, y2 of STracks: from the Kalman state (XYAH) of tracks, the detected box of detections
-    (no state yet); what `STrack.xyxy` gives one by one."""
-    if not tracks:
-        return np.zeros((0, 4))
-    has_state = np.array([t.mean is not None for t in tracks])
-    out = np.zeros((len(tracks), 4))
-    if has_state.any():
-        xyah = np.stack([t.mean[:4] for t, s in zip(tracks, has_state) if s])
-        wh = np.stack([xyah[:, 2] * xyah[:, 3], xyah[:, 3]], 1)
-        out[has_state] = np.concatenate([xyah[:, :2] - wh / 2, xyah[:, :2] + wh / 2], 1)
-    if not has_state.all():
-        tlwh = np.stack([t._tlwh for t, s in zip(tracks, has_state) if not s])
-        out[~has_state] = np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], 1)
-    return out
 
 
 def multi_update(kf: KalmanFilterXYAH, mean: np.ndarray, covariance: np.ndarray, measurement: np.ndarray):
@@ -114,15 +92,6 @@ class BatchedKalman:
                 t.kalman_filter = own
 
 
-class BatchedBYTETracker(DuplicateBirths, BatchedKalman, BYTETracker):
-    """ByteTrack with batched Kalman corrections and IoU costs from stacked boxes."""
-
-    def get_dists(self, tracks: list, detections: list) -> np.ndarray:
-        """IoU distances (fused with scores when set) as Ultralytics computes them, boxes gathered in one pass."""
-        dists = matching.iou_distance(list(boxes_xyxy(tracks)), list(boxes_xyxy(detections)))
-        return matching.fuse_score(dists, detections) if self.args.fuse_score else dists
-
-
 class BatchedBOTSORT(DuplicateBirths, BatchedKalman, BOTSORT):
     """BoT-SORT with batched Kalman corrections."""
 
@@ -144,46 +113,3 @@ def direction_cost(origins: np.ndarray, velocity: np.ndarray, targets: np.ndarra
     valid = norm > 1e-6
     dots = (d * velocity).sum(-1) / np.where(valid, norm, 1)
     return np.where(valid, np.arccos(np.clip(dots, -1.0, 1.0)) / np.pi, 0).astype(np.float32)
-
-
-class BatchedOCSORT(DuplicateBirths, BatchedKalman, OCSORT):
-    """OC-SORT with batched Kalman corrections (first association), IoU costs from stacked boxes and the momentum
-    cost of the overlapping pairs in one pass."""
-
-    def get_dists(self, tracks: list, detections: list) -> np.ndarray:
-        """`OCSORT.get_dists` (IoU, fused with scores when set, plus inertia times OCM) with boxes gathered in one
-        pass."""
-        iou = matching.iou_distance(list(boxes_xyxy(tracks)), list(boxes_xyxy(detections)))
-        dists = matching.fuse_score(iou, detections) if self.args.fuse_score else iou.copy()
-        dists += self.inertia * self._velocity_direction_cost(tracks, detections, iou < 1)
-        return self._fuse_appearance(dists, tracks, detections, iou_dists=iou)
-
-    def _velocity_direction_cost(self, tracks: list, detections: list, overlap: np.ndarray) -> np.ndarray:
-        """OCM cost (N, M) of `OCSORT._velocity_direction_cost` on the pairs whose boxes overlap, 0 elsewhere and
-        for tracks without a direction of motion or an observation.
-
-        The other pairs cost at least 1 (IoU distance 1 plus a cost >= 0) whatever their angle, above every threshold
-        the assignments use (match_thresh, 0.7), so the solver never picks them: the arccos of the dense (N, M)
-        matrix, a fifth of OC-SORT's time on 500 heads, is spent only where it can change a match.
-        """
-        cost = np.zeros((len(tracks), len(detections)), dtype=np.float32)
-        moving = np.array([t.velocity is not None and t.last_observation[0] >= 0 for t in tracks], bool)
-        rows, cols = np.nonzero(overlap & moving[:, None])
-        if not len(rows):
-            return cost
-        track_ids = np.unique(rows)  # the tracks that need a centre and a direction
-        at = np.searchsorted(track_ids, rows)
-        origins = xyxy2xywh(np.stack([tracks[i].last_observation for i in track_ids]).astype(np.float32))[:, :2]
-        velocity = np.stack([tracks[i].velocity for i in track_ids]).astype(np.float32)
-        targets = xyxy2xywh(np.stack([d.xyxy for d in detections]).astype(np.float32))[:, :2]
-        cost[rows, cols] = direction_cost(origins[at], velocity[at], targets[cols])
-        return cost
-
-
-BATCHED = {BYTETracker: BatchedBYTETracker, BOTSORT: BatchedBOTSORT, OCSORT: BatchedOCSORT}
-
-
-def batched(tracker):
-    """Return a fresh tracker's batched twin (same settings), or the tracker itself when it has none or has run."""
-    cls = BATCHED.get(type(tracker))
-    return cls(args=tracker.args) if cls and tracker.frame_id == 0 else tracker

@@ -19,16 +19,29 @@ import numpy as np
 from ultralytics.utils.metrics import bbox_ioa
 
 
+def unique_births(candidates: np.ndarray, matched: np.ndarray, limit: float | None) -> np.ndarray:
+    """Which candidate boxes (N, 4) may start a track: those overlapping no box of a track matched in this frame
+    (M, 4) by IoU above `limit` (all of them when `limit` is None).
+
+    Returns:
+        (np.ndarray): (N,) bool.
+    """
+    if limit is None or not len(candidates) or not len(matched):
+        return np.ones(len(candidates), bool)
+    return bbox_ioa(candidates, matched, iou=True).max(1) <= limit
+
+
 class DuplicateBirths:
     """Mixin for Ultralytics' BYTETracker family: detections overlapping a track matched in the frame by IoU >
     `args.new_track_max_iou` start no track."""
 
     def _init_new_tracks(self, u_detection, detections, activated, refind=None) -> None:
         """Drop the duplicates among the unmatched detections, then start tracks from the rest as Ultralytics does."""
-        limit = getattr(self.args, "new_track_max_iou", None)
         matched = activated + (refind or [])
-        if limit is not None and len(u_detection) and matched:
+        if len(u_detection) and matched:
             left = np.stack([detections[i].xyxy for i in u_detection])
-            overlap = bbox_ioa(left, np.stack([t.xyxy for t in matched]), iou=True).max(1)
-            u_detection = [i for i, o in zip(u_detection, overlap) if o <= limit]
+            keep = unique_births(
+                left, np.stack([t.xyxy for t in matched]), getattr(self.args, "new_track_max_iou", None)
+            )
+            u_detection = [i for i, k in zip(u_detection, keep) if k]
         super()._init_new_tracks(u_detection, detections, activated, refind)

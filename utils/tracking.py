@@ -19,7 +19,7 @@ from ultralytics.trackers.track import register_tracker
 from ultralytics.utils import LOGGER, YAML
 from ultralytics.utils.checks import check_yaml
 
-from utils.batched_tracker import batched
+from utils.array_tracker import fast_tracker
 from utils.track_counting import TrackCounter, check_inside_frame
 
 DEFAULT_TRACKER = "ocsort.yaml"  # fewer unique-count errors than ByteTrack on held-out videos (BENCHMARKS.md)
@@ -149,8 +149,8 @@ class VideoTracking:
 
     @staticmethod
     def _batch_trackers(predictor):
-        """Swap fresh ByteTrack / BoT-SORT trackers for their batched twins (same results, 1.4-1.6x faster)."""
-        predictor.trackers = [batched(t) for t in predictor.trackers]
+        """Swap fresh ByteTrack / OC-SORT / BoT-SORT trackers for their faster twins (same results)."""
+        predictor.trackers = [fast_tracker(t) for t in predictor.trackers]
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -1,0 +1,430 @@
+"""ByteTrack and OC-SORT with every track held in arrays: Ultralytics' algorithms, outputs and YAMLs, without a Python
+object per track.
+
+On a crowd, Ultralytics' trackers spend their time in per-track Python: an `STrack` built per detection, box
+properties read one track at a time, one Kalman call per match, OC-SORT's observation dictionaries. At 285
+detections a frame that made OC-SORT cost about 25 ms a frame, 0.87 of the detector's time on a CPU (BENCHMARKS.md).
+Here a sequence's tracks are rows of arrays (Kalman means and covariances, IDs, states, OC-SORT's last observations
+and directions), and each association stage is a handful of array operations over all of them. The stages, their
+order and thresholds, the list orders that decide IDs and output order, and the end-of-frame bookkeeping
+(`merge_track_pools`, duplicate removal) are Ultralytics' (ByteTrack: `BYTETracker.update`; OC-SORT: `OCSORT`'s OCM,
+OCR and ORU); tests/test_batched_tracker.py checks frame by frame that the outputs equal Ultralytics' trackers'. The
+Kalman filter, IoU and assignment solver are Ultralytics' (`KalmanFilterXYAH.multi_predict`, `bbox_ioa`,
+`matching.linear_assignment`); the correction is utils/batched_tracker.py's `multi_update`, and new tracks
+skip a tracked head's duplicate boxes as utils/track_births.py describes.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from ultralytics.trackers.bot_sort import BOTSORT
+from ultralytics.trackers.byte_tracker import BYTETracker
+from ultralytics.trackers.oc_sort import OCSORT
+from ultralytics.trackers.utils import matching
+from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
+from ultralytics.utils.metrics import bbox_ioa
+from ultralytics.utils.ops import xywh2ltwh, xyxy2ltwh
+
+from utils.batched_tracker import BatchedBOTSORT, direction_cost, measurements, multi_update
+from utils.track_births import unique_births
+
+NO_FRAME = -(2**40)  # an empty slot of the observation history
+REMOVED_BUFFER = 1000  # removed tracks remembered (`merge_track_pools`' removed_buffer)
+
+
+class Rows:
+    """Tracks (or detections) as rows of named arrays, all of one length."""
+
+    def __init__(self, **arrays: np.ndarray):
+        """Hold the arrays as attributes."""
+        self.__dict__.update(arrays)
+
+    def __len__(self) -> int:
+        """Number of rows."""
+        return len(self.id) if "id" in self.__dict__ else len(self.score)
+
+    def take(self, idx: np.ndarray) -> Rows:
+        """The rows at `idx`, in that order."""
+        return Rows(**{k: v[idx] for k, v in self.__dict__.items()})
+
+    @staticmethod
+    def cat(a: Rows, b: Rows) -> Rows:
+        """The rows of `a` followed by those of `b` (same fields)."""
+        return Rows(**{k: np.concatenate([v, b.__dict__[k]]) for k, v in a.__dict__.items()})
+
+
+def xyxy_of(mean: np.ndarray) -> np.ndarray:
+    """Boxes (N, 4) x1, y1, x2, y2 from XYAH Kalman means (N, 8), computed as `STrack.xyxy` does."""
+    w = mean[:, 2] * mean[:, 3]
+    x1, y1 = mean[:, 0] - w / 2, mean[:, 1] - mean[:, 3] / 2
+    return np.stack([x1, y1, x1 + w, y1 + mean[:, 3]], 1)
+
+
+def initiate(kf: KalmanFilterXYAH, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`kf.initiate` for N measurements (N, 4): means (N, 8) and diagonal covariances (N, 8, 8)."""
+    z = z.astype(np.float64)
+    h, p, v = z[:, 3], kf._std_weight_position, kf._std_weight_velocity
+    std = np.stack(
+        [2 * p * h, 2 * p * h, np.full_like(h, 1e-2), 2 * p * h]
+        + [10 * v * h, 10 * v * h, np.full_like(h, 1e-5), 10 * v * h],
+        1,
+    )
+    cov = np.zeros((len(z), 8, 8))
+    cov[:, range(8), range(8)] = np.square(std)
+    return np.concatenate([z, np.zeros_like(z)], 1), cov
+
+
+def predict(kf: KalmanFilterXYAH, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`kf.multi_predict` (N, 8), (N, 8, 8) with its noise model, in a few array operations: Ultralytics' builds the
+    noise with Python lists, a cost that counts when ORU predicts a handful of tracks once per missed frame."""
+    h = mean[:, 3:4]
+    std = np.concatenate([kf._std_weight_position * h, kf._std_weight_position * h, np.full_like(h, 1e-2),
+                          kf._std_weight_position * h, kf._std_weight_velocity * h, kf._std_weight_velocity * h,
+                          np.full_like(h, 1e-5), kf._std_weight_velocity * h], 1)  # fmt: skip
+    f = kf._motion_mat
+    cov = f @ cov @ f.T
+    cov[:, range(8), range(8)] += np.square(std)
+    return mean @ f.T, cov
+
+
+def iou_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - IoU (N, M) of boxes x1, y1, x2, y2, in float32 as `matching.iou_distance`."""
+    if not len(a) or not len(b):
+        return np.ones((len(a), len(b)), np.float32)
+    return 1 - bbox_ioa(a.astype(np.float32), b.astype(np.float32), iou=True)
+
+
+def assign(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ultralytics' `matching.linear_assignment` as index arrays: matched rows and columns (by row), unmatched rows
+    and columns (ascending)."""
+    if cost.size == 0:
+        return np.zeros(0, int), np.zeros(0, int), np.arange(cost.shape[0]), np.arange(cost.shape[1])
+    matches, u_rows, u_cols = matching.linear_assignment(cost, thresh=thresh)
+    m = np.asarray(matches, dtype=np.int64).reshape(-1, 2)
+    return m[:, 0], m[:, 1], np.asarray(u_rows, np.int64), np.asarray(u_cols, np.int64)
+
+
+class ArrayBYTETracker:
+    """ByteTrack (Ultralytics' `BYTETracker`, its YAML keys) on arrays; the base of `ArrayOCSORT`.
+
+    Attributes:
+        args (IterableSimpleNamespace): The tracker YAML's settings (with `new_track_max_iou`, if set).
+        frame_id (int): Frames seen since the last reset.
+        tracks (Rows): Tracked tracks (in Ultralytics' `tracked_stracks` order) followed by lost ones.
+        kalman_filter (KalmanFilterXYAH): The motion model.
+    """
+
+    inertia = 0.0  # weight of OC-SORT's momentum cost (none in ByteTrack)
+    ocr = False  # OC-SORT's recovery stage on last observations
+    use_byte = True  # ByteTrack's second stage on low-score detections
+
+    def __init__(self, args):
+        """Start empty, with the settings of a tracker YAML (ByteTrack's keys)."""
+        self.args = args
+        self.max_frames_lost = args.track_buffer
+        self.kalman_filter = KalmanFilterXYAH()
+        self.reset()
+
+    def reset(self):
+        """Forget every track; IDs restart at 1."""
+        self.frame_id, self.next_id = 0, 1
+        self.tracks, self.removed_ids = self._empty(), np.zeros(0, np.int64)
+
+    def _empty(self) -> Rows:
+        """No track, with every field."""
+        return Rows(
+            id=np.zeros(0, np.int64), tracked=np.zeros(0, bool), activated=np.zeros(0, bool),
+            mean=np.zeros((0, 8)), cov=np.zeros((0, 8, 8)), score=np.zeros(0, np.float32),
+            cls=np.zeros(0, np.float32), idx=np.zeros(0, np.float32),
+            frame=np.zeros(0, np.int64), start=np.zeros(0, np.int64),
+        )  # fmt: skip
+
+    @property
+    def tracked_stracks(self) -> list:
+        """What Ultralytics' track callback reads when nothing is output: the tracked tracks' `is_activated`."""
+        return [SimpleNamespace(is_activated=a) for a in self.tracks.activated[self.tracks.tracked]]
+
+    def update(self, results, img: np.ndarray | None = None, **kwargs) -> np.ndarray:
+        """Track one frame's detections, as `BYTETracker.update`.
+
+        Args:
+            results (Boxes): NumPy detections exposing `conf`, `cls` and `xywh`.
+            img (np.ndarray, optional): The frame (unused: no camera-motion compensation or appearance).
+
+        Returns:
+            (np.ndarray): (N, 8) rows x1, y1, x2, y2, track ID, score, class, detection index of the confirmed
+                tracked tracks, float32.
+        """
+        self.frame_id += 1
+        high, low = self._detections(results)
+        t = self.tracks
+        unconfirmed = np.flatnonzero(t.tracked & ~t.activated)
+        pool = np.concatenate([np.flatnonzero(t.tracked & t.activated), np.flatnonzero(~t.tracked)])
+        self._predict(pool)
+        was_tracked, matched = t.tracked.copy(), np.zeros(len(t), bool)
+        rows, cols = self._first_association(pool, high, matched)
+        refind = [rows[~was_tracked[rows]]]
+        left = np.setdiff1d(np.arange(len(high)), cols)  # ascending, as Ultralytics' unmatched detections
+        left = self._recover(pool[~matched[pool]], high, left, matched, was_tracked, refind)
+        lost = self._second_association(pool[~matched[pool] & was_tracked[pool]], low, matched)
+        left = self._confirm(unconfirmed, high, left, matched)
+        born = self._births(high.take(left), matched)
+        self._merge(matched, np.concatenate(refind), lost, born)
+        return self._output()
+
+    def _detections(self, results) -> tuple[Rows, Rows]:
+        """High- and low-score detections (`BYTETracker._split_detections`): boxes, scores, classes and indices."""
+        conf = np.asarray(results.conf, np.float32)
+        xywh = np.asarray(results.xywh, np.float32)
+        valid = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)  # a zero height would give an infinite aspect
+        a = self.args
+        high = valid & (conf >= a.track_high_thresh)
+        low = valid & (conf > a.track_low_thresh) & (conf < a.track_high_thresh)
+        tlwh = xywh2ltwh(xywh)
+        xyxy = np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], 1)
+        cls = np.asarray(results.cls, np.float32)
+        idx = np.arange(len(conf), dtype=np.float32)
+        return tuple(Rows(tlwh=tlwh[m], xyxy=xyxy[m], score=conf[m], cls=cls[m], idx=idx[m]) for m in (high, low))
+
+    def _predict(self, rows: np.ndarray):
+        """Kalman prediction of the pool; a lost track's height stops changing (`STrack.multi_predict`)."""
+        if not len(rows):
+            return
+        t = self.tracks
+        mean = t.mean[rows]
+        mean[~t.tracked[rows], 7] = 0
+        t.mean[rows], t.cov[rows] = predict(self.kalman_filter, mean, t.cov[rows])
+
+    def cost(self, rows: np.ndarray, dets: Rows) -> np.ndarray:
+        """Association cost of tracks `rows` with `dets`: IoU distance, fused with the scores when the YAML says so."""
+        iou = iou_cost(xyxy_of(self.tracks.mean[rows]), dets.xyxy)
+        return self._fuse(iou, dets)
+
+    def _fuse(self, iou: np.ndarray, dets: Rows) -> np.ndarray:
+        """`matching.fuse_score` when `fuse_score` is set."""
+        return 1 - (1 - iou) * dets.score[None] if self.args.fuse_score and iou.size else iou
+
+    def _first_association(self, pool: np.ndarray, high: Rows, matched: np.ndarray):
+        """Pool (tracked then lost) against the high-score detections; returns matched pool rows and detections."""
+        r, c, _, _ = assign(self.cost(pool, high), self.args.match_thresh)
+        self._correct(pool[r], high.take(c), matched)
+        return pool[r], c
+
+    def _recover(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
+        """OC-SORT's recovery stage (none here); returns the detections left."""
+        return left
+
+    def _second_association(self, rows: np.ndarray, low: Rows, matched: np.ndarray) -> np.ndarray:
+        """Tracked tracks left against the low-score detections on IoU alone (threshold 0.5, ByteTrack's); returns
+        the tracks that become lost."""
+        if self.use_byte and len(rows) and len(low):
+            r, c, _, _ = assign(iou_cost(xyxy_of(self.tracks.mean[rows]), low.xyxy), 0.5)
+            self._correct(rows[r], low.take(c), matched)
+        self.tracks.tracked[rows[~matched[rows]]] = False
+        return rows[~matched[rows]]
+
+    def _confirm(self, unconfirmed: np.ndarray, high: Rows, left: np.ndarray, matched: np.ndarray) -> np.ndarray:
+        """Tracks born last frame against the detections left (threshold 0.7): matched ones are confirmed, the others
+        removed; returns the detections left."""
+        if not len(unconfirmed):
+            return left
+        r, c, _, u = assign(self.cost(unconfirmed, high.take(left)), 0.7)
+        self._correct(unconfirmed[r], high.take(left[c]), matched)
+        return left[u]
+
+    def _correct(self, rows: np.ndarray, dets: Rows, matched: np.ndarray):
+        """Kalman correction of tracks `rows` by their detections; they become tracked and confirmed
+        (`STrack.update` / `re_activate`)."""
+        if not len(rows):
+            return
+        t = self.tracks
+        t.mean[rows], t.cov[rows] = multi_update(
+            self.kalman_filter, t.mean[rows], t.cov[rows], measurements(self.kalman_filter, dets.tlwh)
+        )
+        t.tracked[rows] = t.activated[rows] = matched[rows] = True
+        t.frame[rows] = self.frame_id
+        t.score[rows], t.cls[rows], t.idx[rows] = dets.score, dets.cls, dets.idx
+
+    def _births(self, dets: Rows, matched: np.ndarray) -> Rows:
+        """New tracks from the detections left: score >= `new_track_thresh` and no duplicate of a head matched in
+        this frame (utils/track_births.py); confirmed at once only on the first frame."""
+        keep = dets.score >= self.args.new_track_thresh
+        keep &= unique_births(
+            dets.xyxy, xyxy_of(self.tracks.mean[matched]), getattr(self.args, "new_track_max_iou", None)
+        )
+        dets = dets.take(np.flatnonzero(keep))
+        n = len(dets)
+        mean, cov = initiate(self.kalman_filter, measurements(self.kalman_filter, dets.tlwh))
+        ids = np.arange(self.next_id, self.next_id + n)
+        self.next_id += n
+        frame = np.full(n, self.frame_id)
+        return Rows(
+            id=ids, tracked=np.ones(n, bool), activated=np.full(n, self.frame_id == 1), mean=mean, cov=cov,
+            score=dets.score, cls=dets.cls, idx=dets.idx, frame=frame, start=frame.copy(), **self._observe_births(mean, cov),
+        )  # fmt: skip
+
+    def _observe_births(self, mean: np.ndarray, cov: np.ndarray) -> dict:
+        """Extra fields of new tracks with these Kalman states (OC-SORT's observations; none here)."""
+        return {}
+
+    def _merge(self, matched: np.ndarray, refind: np.ndarray, lost: np.ndarray, born: Rows):
+        """End-of-frame bookkeeping of `merge_track_pools`: tracked = tracks that stayed tracked (their order), then
+        new tracks, then re-found ones; lost = lost tracks not re-found, then the newly lost, less those removed in
+        earlier frames; then a tracked and a lost track overlapping by IoU > 0.85 keep only the longer-lived one.
+
+        As in Ultralytics, a lost track removed for age (`track_buffer`) leaves the lost tracks one frame later, so it
+        can still be found again in the next frame; and a track's removal is remembered (last 1,000) by its ID.
+        """
+        t, rows = self.tracks, np.arange(len(self.tracks))
+        stayed = np.flatnonzero(t.tracked & matched & ~np.isin(rows, refind))
+        old_lost = np.flatnonzero(~t.tracked & ~np.isin(rows, lost))
+        stale = old_lost[self.frame_id - t.frame[old_lost] > self.max_frames_lost]
+        tracked = Rows.cat(Rows.cat(t.take(stayed), born), t.take(refind))
+        lost_rows = np.concatenate([old_lost, lost])
+        lost_rows = t.take(lost_rows[~np.isin(t.id[lost_rows], self.removed_ids)])
+        removed = t.id[np.concatenate([np.flatnonzero(t.tracked & ~matched), stale])]  # unconfirmed, then stale
+        self.removed_ids = np.concatenate([self.removed_ids, removed])[-REMOVED_BUFFER:]
+        p, q = np.nonzero(iou_cost(xyxy_of(tracked.mean), xyxy_of(lost_rows.mean)) < 0.15)
+        longer = (tracked.frame - tracked.start)[p] > (lost_rows.frame - lost_rows.start)[q]
+        self.tracks = Rows.cat(
+            tracked.take(np.setdiff1d(np.arange(len(tracked)), p[~longer])),
+            lost_rows.take(np.setdiff1d(np.arange(len(lost_rows)), q[longer])),
+        )
+
+    def _output(self) -> np.ndarray:
+        """Confirmed tracked tracks as `BYTETracker._format_output` rows."""
+        t = self.tracks.take(np.flatnonzero(self.tracks.tracked & self.tracks.activated))
+        cols = [xyxy_of(t.mean), t.id[:, None], t.score[:, None], t.cls[:, None], t.idx[:, None]]
+        return np.concatenate(cols, 1).astype(np.float32)
+
+
+class ArrayOCSORT(ArrayBYTETracker):
+    """OC-SORT (Ultralytics' `OCSORT`, its YAML keys: `delta_t`, `inertia`, `use_byte`) on arrays.
+
+    Each track keeps its last `delta_t + 2` observed boxes (frames and boxes), its direction of motion and its Kalman
+    state at the last observation, for OC-SORT's three parts: the momentum cost (OCM) in the first association, the
+    recovery stage on last observations (OCR) and the re-update across a gap (ORU).
+    """
+
+    ocr = True
+
+    def __init__(self, args):
+        """Start empty, with the settings of an OC-SORT YAML."""
+        self.delta_t = getattr(args, "delta_t", 3)
+        self.inertia = getattr(args, "inertia", 0.2)
+        self.use_byte = getattr(args, "use_byte", False)
+        super().__init__(args)
+
+    def _empty(self) -> Rows:
+        """No track, with every field, OC-SORT's included."""
+        return Rows(**super()._empty().__dict__, **self._observe_births(np.zeros((0, 8)), np.zeros((0, 8, 8))))
+
+    def _observe_births(self, mean: np.ndarray, cov: np.ndarray) -> dict:
+        """New tracks' history: their initial box (from the Kalman mean, `OCSortTrack.activate`), no direction."""
+        n, k = len(mean), self.delta_t + 2
+        obs_frame = np.full((n, k), NO_FRAME, np.int64)
+        obs_frame[:, -1] = self.frame_id
+        box = xyxy_of(mean).astype(np.float32)
+        obs_box = np.zeros((n, k, 4), np.float32)
+        obs_box[:, -1] = box
+        return {
+            "last_obs": box,
+            "obs_frame": obs_frame,
+            "obs_box": obs_box,
+            "velocity": np.zeros((n, 2), np.float32),
+            "moving": np.zeros(n, bool),
+            "saved_mean": mean.copy(),
+            "saved_cov": cov.copy(),
+        }
+
+    def cost(self, rows: np.ndarray, dets: Rows) -> np.ndarray:
+        """IoU distance (fused with scores when set) plus `inertia` times the momentum cost (`OCSORT.get_dists`).
+
+        The momentum cost is computed only for pairs whose boxes overlap: the others cost at least 1 (IoU distance 1
+        plus a cost >= 0) whatever their angle, above every threshold the assignments use (`match_thresh`, 0.7), so
+        the solver never picks them, and the arccos of the dense matrix was a fifth of OC-SORT's time on 500 heads.
+        """
+        t = self.tracks
+        iou = iou_cost(xyxy_of(t.mean[rows]), dets.xyxy)
+        cost = self._fuse(iou, dets).copy()
+        moving = t.moving[rows] & (t.last_obs[rows, 0] >= 0)
+        r, c = np.nonzero((iou < 1) & moving[:, None])
+        if len(r):
+            origin = (t.last_obs[rows[r], :2] + t.last_obs[rows[r], 2:]) / 2
+            target = (dets.xyxy[c, :2] + dets.xyxy[c, 2:]) / 2
+            cost[r, c] += self.inertia * direction_cost(origin, t.velocity[rows[r]], target)
+        return cost
+
+    def _recover(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
+        """OCR (`OCSORT._post_first_association`): tracks left, the tracked ones first, against the detections left
+        on the IoU of their last observed box; lost tracks found again are re-updated across their gap (ORU)."""
+        t = self.tracks
+        for part in (rows[was_tracked[rows]], rows[~was_tracked[rows]]):
+            if not len(part) or not len(left):
+                continue
+            boxes = np.where(t.last_obs[part, :1] >= 0, t.last_obs[part], xyxy_of(t.mean[part]))
+            dets = high.take(left)
+            r, c, _, u = assign(self._fuse(iou_cost(boxes, dets.xyxy), dets), self.args.match_thresh)
+            back = ~was_tracked[part[r]]
+            self._re_update(part[r][back], dets.xyxy[c][back])
+            self._correct(part[r], dets.take(c), matched)
+            refind.append(part[r][back])
+            left = left[u]
+        return left
+
+    def _re_update(self, rows: np.ndarray, boxes: np.ndarray):
+        """ORU (`OCSortTrack.apply_oru`): from the state at the last observation, one prediction and a correction by a
+        box interpolated towards `boxes` per missed frame, then a prediction to this frame."""
+        t = self.tracks
+        gap = self.frame_id - t.obs_frame[rows, -1]
+        rows, gap, boxes = rows[gap > 1], gap[gap > 1], boxes[gap > 1]
+        if not len(rows):
+            return
+        kf, last = self.kalman_filter, t.obs_box[rows, -1]
+        mean, cov = t.saved_mean[rows].copy(), t.saved_cov[rows].copy()
+        for step in range(1, gap.max()):  # over the frames of the longest gap, all tracks at once
+            on = step < gap
+            alpha = (step / gap[on])[:, None]
+            virtual = ((1 - alpha) * last[on] + alpha * boxes[on]).astype(np.float32)
+            m, c = predict(kf, mean[on], cov[on])
+            mean[on], cov[on] = multi_update(kf, m, c, measurements(kf, xyxy2ltwh(virtual)))
+        t.mean[rows], t.cov[rows] = predict(kf, mean, cov)
+
+    def _correct(self, rows: np.ndarray, dets: Rows, matched: np.ndarray):
+        """The Kalman correction, then the observation recorded, the state saved and the direction of motion updated
+        (`OCSortTrack.update` / `re_activate`)."""
+        super()._correct(rows, dets, matched)
+        if not len(rows):
+            return
+        t = self.tracks
+        t.obs_frame[rows] = np.concatenate([t.obs_frame[rows, 1:], np.full((len(rows), 1), self.frame_id)], 1)
+        t.obs_box[rows] = np.concatenate([t.obs_box[rows, 1:], dets.xyxy[:, None]], 1)
+        t.last_obs[rows] = dets.xyxy
+        t.saved_mean[rows], t.saved_cov[rows] = t.mean[rows], t.cov[rows]
+        t.velocity[rows], t.moving[rows] = self._directions(t.obs_frame[rows], t.obs_box[rows])
+
+    def _directions(self, frames: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """OC-SORT's direction of motion (`OCSortTrack._compute_velocity`) from observation histories (N, K): the
+        unit vector from the centre of the latest observation at least `delta_t` frames old (else the oldest) to
+        the centre of the newest; zero when they coincide. Also whether a track has one (two observations or more)."""
+        valid = frames > NO_FRAME
+        back = valid & (frames <= frames[:, -1:] - self.delta_t)
+        k = frames.shape[1]
+        j = np.where(back.any(1), k - 1 - np.argmax(back[:, ::-1], 1), np.argmax(valid, 1))
+        centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+        d = centre[:, -1] - centre[np.arange(len(j)), j]
+        norm = np.linalg.norm(d, axis=1, keepdims=True)
+        unit = np.where(norm < 1e-6, 0, d / np.maximum(norm, 1e-6)).astype(np.float32)
+        return unit, valid.sum(1) >= 2
+
+
+FAST = {BYTETracker: ArrayBYTETracker, OCSORT: ArrayOCSORT, BOTSORT: BatchedBOTSORT}
+
+
+def fast_tracker(tracker):
+    """Return a fresh Ultralytics tracker's faster twin with the same settings (ByteTrack and OC-SORT on arrays,
+    BoT-SORT with batched Kalman corrections), or the tracker itself when it has none or has already run."""
+    cls = FAST.get(type(tracker))
+    return cls(args=tracker.args) if cls and tracker.frame_id == 0 else tracker
