@@ -11,11 +11,12 @@ from ultralytics.engine.results import Boxes
 from ultralytics.trackers.bot_sort import BOTSORT
 from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.trackers.oc_sort import OCSORT
+from ultralytics.trackers.utils import matching
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
 from ultralytics.utils import YAML, IterableSimpleNamespace
 
 from data.synthetic_video import crowd_tracks
-from utils.array_tracker import NO_FRAME, ArrayBYTETracker, ArrayOCSORT, fast_tracker, predict
+from utils.array_tracker import NO_FRAME, ArrayBYTETracker, ArrayOCSORT, assign, fast_tracker, predict
 from utils.batched_tracker import BatchedBOTSORT
 from utils.track_births import DuplicateBirths
 from utils.tracking import find_tracker, fit_thresholds
@@ -127,3 +128,18 @@ def test_a_track_removed_for_age_comes_back_only_the_next_frame(name, stock, our
         x, y = a.update(det, None), b.update(det, None).reshape(-1, 8)  # Ultralytics' empty output is (0,)
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-4, err_msg=f"frame {k}")
     assert x[:, 4].tolist() == ([1.0] if back == 35 else [])
+
+
+def test_assign_on_pairs_is_ultralytics_linear_assignment():
+    """Random sparse costs (every other pair costs 1): the same matches and unmatched rows and columns as lapjv on
+    the dense matrix, with groups of one pair, contested groups and empty rows all present."""
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n, m = rng.integers(1, 60, 2)
+        dense = np.ones((n, m), np.float32)
+        i, j = np.nonzero(rng.random((n, m)) < 3 / max(n, m))
+        dense[i, j] = rng.uniform(0, 1, len(i)).astype(np.float32)
+        r, c, ur, uc = assign((n, m), (i, j, dense[i, j]), 0.8)
+        matches, u_rows, u_cols = matching.linear_assignment(dense, thresh=0.8)
+        assert np.array_equal(np.c_[r, c], np.asarray(matches, int).reshape(-1, 2)), trial
+        assert ur.tolist() == list(u_rows) and uc.tolist() == list(u_cols)

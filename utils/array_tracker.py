@@ -24,10 +24,10 @@ from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.trackers.oc_sort import OCSORT
 from ultralytics.trackers.utils import matching
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
-from ultralytics.utils.metrics import bbox_ioa
 from ultralytics.utils.ops import xywh2ltwh, xyxy2ltwh
 
 from utils.batched_tracker import BatchedBOTSORT, direction_cost, measurements, multi_update
+from utils.box_pairs import overlapping_pairs
 from utils.track_births import unique_births
 
 NO_FRAME = -(2**40)  # an empty slot of the observation history
@@ -77,33 +77,58 @@ def initiate(kf: KalmanFilterXYAH, z: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def predict(kf: KalmanFilterXYAH, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`kf.multi_predict` (N, 8), (N, 8, 8) with its noise model, in a few array operations: Ultralytics' builds the
-    noise with Python lists, a cost that counts when ORU predicts a handful of tracks once per missed frame."""
+    """`kf.multi_predict` (N, 8), (N, 8, 8) with its noise model and unit time step, to the bit, in a few array
+    operations: Ultralytics' builds the noise with Python lists, a cost that counts when ORU predicts a handful of
+    tracks once per missed frame."""
     h = mean[:, 3:4]
     std = np.concatenate([kf._std_weight_position * h, kf._std_weight_position * h, np.full_like(h, 1e-2),
                           kf._std_weight_position * h, kf._std_weight_velocity * h, kf._std_weight_velocity * h,
                           np.full_like(h, 1e-5), kf._std_weight_velocity * h], 1)  # fmt: skip
-    f = kf._motion_mat
-    cov = f @ cov @ f.T
-    cov[:, range(8), range(8)] += np.square(std)
-    return mean @ f.T, cov
+    fp = cov.copy()  # F P F' for F = [[I, I], [0, I]] (unit time step), as the sums the matrix products make
+    fp[:, :4] += cov[:, 4:]
+    fpf = fp.copy()
+    fpf[:, :, :4] += fp[:, :, 4:]
+    fpf[:, range(8), range(8)] += np.square(std)
+    mean = mean.copy()
+    mean[:, :4] += mean[:, 4:]
+    return mean, fpf
 
 
-def iou_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 - IoU (N, M) of boxes x1, y1, x2, y2, in float32 as `matching.iou_distance`."""
-    if not len(a) or not len(b):
-        return np.ones((len(a), len(b)), np.float32)
-    return 1 - bbox_ioa(a.astype(np.float32), b.astype(np.float32), iou=True)
+def assign(shape: tuple[int, int], pairs: tuple, thresh: float) -> tuple[np.ndarray, ...]:
+    """Ultralytics' `matching.linear_assignment` (lapjv; a pair costing `thresh` or more is left unmatched) for a cost
+    given only on overlapping pairs, every other pair costing 1 or more (IoU distance 1), with `thresh` < 1.
 
+    The pairs below `thresh` link tracks and detections into groups, and the optimal assignment is the union of the
+    groups': a pair at `thresh` or more costs no less than leaving both unmatched. In a crowd most groups are one
+    track and one detection, matched as they are; lapjv solves the rest together on their rows and columns only (a
+    third of them on a crowd of 300 heads), where a pair that does not compete costs 1.
 
-def assign(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ultralytics' `matching.linear_assignment` as index arrays: matched rows and columns (by row), unmatched rows
-    and columns (ascending)."""
-    if cost.size == 0:
-        return np.zeros(0, int), np.zeros(0, int), np.arange(cost.shape[0]), np.arange(cost.shape[1])
-    matches, u_rows, u_cols = matching.linear_assignment(cost, thresh=thresh)
-    m = np.asarray(matches, dtype=np.int64).reshape(-1, 2)
-    return m[:, 0], m[:, 1], np.asarray(u_rows, np.int64), np.asarray(u_cols, np.int64)
+    Args:
+        shape (tuple[int, int]): Tracks and detections.
+        pairs (tuple[np.ndarray, np.ndarray, np.ndarray]): Track and detection indices of the priced pairs, and
+            their costs.
+        thresh (float): The highest cost a match may have (excluded), below 1.
+
+    Returns:
+        (tuple[np.ndarray, ...]): Matched rows and their columns (by row), unmatched rows and columns (ascending).
+    """
+    (n, m), (i, j, cost) = shape, pairs
+    edge = cost < thresh
+    i, j, cost = i[edge], j[edge], cost[edge]
+    lone = (np.bincount(i, minlength=n)[i] == 1) & (np.bincount(j, minlength=m)[j] == 1)  # a group of one pair
+    mr, mc = i[lone], j[lone]
+    in_r, in_c = np.zeros(n, bool), np.zeros(m, bool)  # tracks and detections of larger groups
+    in_r[i[~lone]], in_c[j[~lone]] = True, True
+    if in_r.any():
+        rest_r, rest_c = np.flatnonzero(in_r), np.flatnonzero(in_c)
+        sub = np.ones((len(rest_r), len(rest_c)), np.float32)
+        sub[(np.cumsum(in_r) - 1)[i[~lone]], (np.cumsum(in_c) - 1)[j[~lone]]] = cost[~lone]
+        k = np.asarray(matching.linear_assignment(sub, thresh)[0], np.int64).reshape(-1, 2)
+        mr, mc = np.concatenate([mr, rest_r[k[:, 0]]]), np.concatenate([mc, rest_c[k[:, 1]]])
+    free_r, free_c = np.ones(n, bool), np.ones(m, bool)
+    free_r[mr], free_c[mc] = False, False
+    order = np.argsort(mr)
+    return mr[order], mc[order], np.flatnonzero(free_r), np.flatnonzero(free_c)
 
 
 class ArrayBYTETracker:
@@ -164,9 +189,8 @@ class ArrayBYTETracker:
         pool = np.concatenate([np.flatnonzero(t.tracked & t.activated), np.flatnonzero(~t.tracked)])
         self._predict(pool)
         was_tracked, matched = t.tracked.copy(), np.zeros(len(t), bool)
-        rows, cols = self._first_association(pool, high, matched)
+        rows, left = self._first_association(pool, high, matched)
         refind = [rows[~was_tracked[rows]]]
-        left = np.setdiff1d(np.arange(len(high)), cols)  # ascending, as Ultralytics' unmatched detections
         left = self._recover(pool[~matched[pool]], high, left, matched, was_tracked, refind)
         lost = self._second_association(pool[~matched[pool] & was_tracked[pool]], low, matched)
         left = self._confirm(unconfirmed, high, left, matched)
@@ -197,20 +221,22 @@ class ArrayBYTETracker:
         mean[~t.tracked[rows], 7] = 0
         t.mean[rows], t.cov[rows] = predict(self.kalman_filter, mean, t.cov[rows])
 
-    def cost(self, rows: np.ndarray, dets: Rows) -> np.ndarray:
-        """Association cost of tracks `rows` with `dets`: IoU distance, fused with the scores when the YAML says so."""
-        iou = iou_cost(xyxy_of(self.tracks.mean[rows]), dets.xyxy)
-        return self._fuse(iou, dets)
+    def cost(self, rows: np.ndarray, dets: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Association cost of tracks `rows` with `dets` on their overlapping pairs (`assign`'s input): IoU distance,
+        fused with the scores when the YAML says so."""
+        i, j, iou = overlapping_pairs(xyxy_of(self.tracks.mean[rows]), dets.xyxy)
+        return i, j, self._fuse(1 - iou, dets.score[j])
 
-    def _fuse(self, iou: np.ndarray, dets: Rows) -> np.ndarray:
-        """`matching.fuse_score` when `fuse_score` is set."""
-        return 1 - (1 - iou) * dets.score[None] if self.args.fuse_score and iou.size else iou
+    def _fuse(self, cost: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """`matching.fuse_score` of IoU distances and their detections' scores, when `fuse_score` is set."""
+        return 1 - (1 - cost) * score if self.args.fuse_score else cost
 
     def _first_association(self, pool: np.ndarray, high: Rows, matched: np.ndarray):
-        """Pool (tracked then lost) against the high-score detections; returns matched pool rows and detections."""
-        r, c, _, _ = assign(self.cost(pool, high), self.args.match_thresh)
+        """Pool (tracked then lost) against the high-score detections; returns the matched pool rows and the
+        detections left (ascending)."""
+        r, c, _, left = assign((len(pool), len(high)), self.cost(pool, high), self.args.match_thresh)
         self._correct(pool[r], high.take(c), matched)
-        return pool[r], c
+        return pool[r], left
 
     def _recover(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
         """OC-SORT's recovery stage (none here); returns the detections left."""
@@ -220,7 +246,8 @@ class ArrayBYTETracker:
         """Tracked tracks left against the low-score detections on IoU alone (threshold 0.5, ByteTrack's); returns
         the tracks that become lost."""
         if self.use_byte and len(rows) and len(low):
-            r, c, _, _ = assign(iou_cost(xyxy_of(self.tracks.mean[rows]), low.xyxy), 0.5)
+            i, j, iou = overlapping_pairs(xyxy_of(self.tracks.mean[rows]), low.xyxy)
+            r, c, _, _ = assign((len(rows), len(low)), (i, j, 1 - iou), 0.5)
             self._correct(rows[r], low.take(c), matched)
         self.tracks.tracked[rows[~matched[rows]]] = False
         return rows[~matched[rows]]
@@ -230,7 +257,7 @@ class ArrayBYTETracker:
         removed; returns the detections left."""
         if not len(unconfirmed):
             return left
-        r, c, _, u = assign(self.cost(unconfirmed, high.take(left)), 0.7)
+        r, c, _, u = assign((len(unconfirmed), len(left)), self.cost(unconfirmed, high.take(left)), 0.7)
         self._correct(unconfirmed[r], high.take(left[c]), matched)
         return left[u]
 
@@ -277,21 +304,23 @@ class ArrayBYTETracker:
         As in Ultralytics, a lost track removed for age (`track_buffer`) leaves the lost tracks one frame later, so it
         can still be found again in the next frame; and a track's removal is remembered (last 1,000) by its ID.
         """
-        t, rows = self.tracks, np.arange(len(self.tracks))
-        stayed = np.flatnonzero(t.tracked & matched & ~np.isin(rows, refind))
-        old_lost = np.flatnonzero(~t.tracked & ~np.isin(rows, lost))
+        t = self.tracks
+        refound, newly_lost = np.zeros(len(t), bool), np.zeros(len(t), bool)
+        refound[refind], newly_lost[lost] = True, True
+        stayed = np.flatnonzero(t.tracked & matched & ~refound)
+        old_lost = np.flatnonzero(~t.tracked & ~newly_lost)
         stale = old_lost[self.frame_id - t.frame[old_lost] > self.max_frames_lost]
         tracked = Rows.cat(Rows.cat(t.take(stayed), born), t.take(refind))
         lost_rows = np.concatenate([old_lost, lost])
         lost_rows = t.take(lost_rows[~np.isin(t.id[lost_rows], self.removed_ids)])
         removed = t.id[np.concatenate([np.flatnonzero(t.tracked & ~matched), stale])]  # unconfirmed, then stale
         self.removed_ids = np.concatenate([self.removed_ids, removed])[-REMOVED_BUFFER:]
-        p, q = np.nonzero(iou_cost(xyxy_of(tracked.mean), xyxy_of(lost_rows.mean)) < 0.15)
+        p, q, iou = overlapping_pairs(xyxy_of(tracked.mean), xyxy_of(lost_rows.mean))
+        p, q = p[1 - iou < 0.15], q[1 - iou < 0.15]
         longer = (tracked.frame - tracked.start)[p] > (lost_rows.frame - lost_rows.start)[q]
-        self.tracks = Rows.cat(
-            tracked.take(np.setdiff1d(np.arange(len(tracked)), p[~longer])),
-            lost_rows.take(np.setdiff1d(np.arange(len(lost_rows)), q[longer])),
-        )
+        keep_t, keep_l = np.ones(len(tracked), bool), np.ones(len(lost_rows), bool)
+        keep_t[p[~longer]], keep_l[q[longer]] = False, False
+        self.tracks = Rows.cat(tracked.take(np.flatnonzero(keep_t)), lost_rows.take(np.flatnonzero(keep_l)))
 
     def _output(self) -> np.ndarray:
         """Confirmed tracked tracks as `BYTETracker._format_output` rows."""
@@ -339,23 +368,19 @@ class ArrayOCSORT(ArrayBYTETracker):
             "saved_cov": cov.copy(),
         }
 
-    def cost(self, rows: np.ndarray, dets: Rows) -> np.ndarray:
-        """IoU distance (fused with scores when set) plus `inertia` times the momentum cost (`OCSORT.get_dists`).
-
-        The momentum cost is computed only for pairs whose boxes overlap: the others cost at least 1 (IoU distance 1
-        plus a cost >= 0) whatever their angle, above every threshold the assignments use (`match_thresh`, 0.7), so
-        the solver never picks them, and the arccos of the dense matrix was a fifth of OC-SORT's time on 500 heads.
-        """
+    def cost(self, rows: np.ndarray, dets: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """IoU distance (fused with scores when set) plus `inertia` times the momentum cost (`OCSORT.get_dists`), on
+        the overlapping pairs: the others cost at least 1 whatever their angle, above every threshold the
+        assignments use."""
         t = self.tracks
-        iou = iou_cost(xyxy_of(t.mean[rows]), dets.xyxy)
-        cost = self._fuse(iou, dets).copy()
-        moving = t.moving[rows] & (t.last_obs[rows, 0] >= 0)
-        r, c = np.nonzero((iou < 1) & moving[:, None])
-        if len(r):
-            origin = (t.last_obs[rows[r], :2] + t.last_obs[rows[r], 2:]) / 2
-            target = (dets.xyxy[c, :2] + dets.xyxy[c, 2:]) / 2
-            cost[r, c] += self.inertia * direction_cost(origin, t.velocity[rows[r]], target)
-        return cost
+        i, j, iou = overlapping_pairs(xyxy_of(t.mean[rows]), dets.xyxy)
+        cost = self._fuse(1 - iou, dets.score[j])
+        on = t.moving[rows[i]] & (t.last_obs[rows[i], 0] >= 0)
+        r = rows[i[on]]
+        origin = (t.last_obs[r, :2] + t.last_obs[r, 2:]) / 2
+        target = (dets.xyxy[j[on], :2] + dets.xyxy[j[on], 2:]) / 2
+        cost[on] += self.inertia * direction_cost(origin, t.velocity[r], target)
+        return i, j, cost
 
     def _recover(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
         """OCR (`OCSORT._post_first_association`): tracks left, the tracked ones first, against the detections left
@@ -366,7 +391,9 @@ class ArrayOCSORT(ArrayBYTETracker):
                 continue
             boxes = np.where(t.last_obs[part, :1] >= 0, t.last_obs[part], xyxy_of(t.mean[part]))
             dets = high.take(left)
-            r, c, _, u = assign(self._fuse(iou_cost(boxes, dets.xyxy), dets), self.args.match_thresh)
+            i, j, iou = overlapping_pairs(boxes, dets.xyxy)
+            pairs = (i, j, self._fuse(1 - iou, dets.score[j]))
+            r, c, _, u = assign((len(part), len(left)), pairs, self.args.match_thresh)
             back = ~was_tracked[part[r]]
             self._re_update(part[r][back], dets.xyxy[c][back])
             self._correct(part[r], dets.take(c), matched)
@@ -379,17 +406,18 @@ class ArrayOCSORT(ArrayBYTETracker):
         box interpolated towards `boxes` per missed frame, then a prediction to this frame."""
         t = self.tracks
         gap = self.frame_id - t.obs_frame[rows, -1]
-        rows, gap, boxes = rows[gap > 1], gap[gap > 1], boxes[gap > 1]
+        order = np.argsort(-gap, kind="stable")[: np.count_nonzero(gap > 1)]  # longest gap first
+        rows, gap, boxes = rows[order], gap[order], boxes[order]
         if not len(rows):
             return
         kf, last = self.kalman_filter, t.obs_box[rows, -1]
-        mean, cov = t.saved_mean[rows].copy(), t.saved_cov[rows].copy()
-        for step in range(1, gap.max()):  # over the frames of the longest gap, all tracks at once
-            on = step < gap
-            alpha = (step / gap[on])[:, None]
-            virtual = ((1 - alpha) * last[on] + alpha * boxes[on]).astype(np.float32)
-            m, c = predict(kf, mean[on], cov[on])
-            mean[on], cov[on] = multi_update(kf, m, c, measurements(kf, xyxy2ltwh(virtual)))
+        mean, cov = t.saved_mean[rows], t.saved_cov[rows]
+        for step in range(1, gap[0]):  # over the frames of the longest gap; the tracks still in theirs lead
+            k = np.count_nonzero(gap > step)
+            alpha = (step / gap[:k])[:, None]
+            virtual = ((1 - alpha) * last[:k] + alpha * boxes[:k]).astype(np.float32)
+            m, c = predict(kf, mean[:k], cov[:k])
+            mean[:k], cov[:k] = multi_update(kf, m, c, measurements(kf, xyxy2ltwh(virtual)))
         t.mean[rows], t.cov[rows] = predict(kf, mean, cov)
 
     def _correct(self, rows: np.ndarray, dets: Rows, matched: np.ndarray):
@@ -425,6 +453,9 @@ FAST = {BYTETracker: ArrayBYTETracker, OCSORT: ArrayOCSORT, BOTSORT: BatchedBOTS
 
 def fast_tracker(tracker):
     """Return a fresh Ultralytics tracker's faster twin with the same settings (ByteTrack and OC-SORT on arrays,
-    BoT-SORT with batched Kalman corrections), or the tracker itself when it has none or has already run."""
+    BoT-SORT with batched Kalman corrections), or the tracker itself when it has none, has already run, or its
+    `match_thresh` is 1 or more (the array trackers price overlapping boxes only, `assign`)."""
     cls = FAST.get(type(tracker))
+    if cls in (ArrayBYTETracker, ArrayOCSORT) and tracker.args.match_thresh >= 1:
+        return tracker
     return cls(args=tracker.args) if cls and tracker.frame_id == 0 else tracker

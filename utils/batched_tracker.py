@@ -53,9 +53,9 @@ def multi_update(kf: KalmanFilterXYAH, mean: np.ndarray, covariance: np.ndarray,
     """
     s = covariance[:, :4, :4].copy()  # H P H' + R
     s[:, range(4), range(4)] += np.square(measurement_std(kf, mean))
-    gain = np.linalg.solve(s, covariance[:, :, :4].transpose(0, 2, 1)).transpose(0, 2, 1)  # P H' S^-1, (N, 8, 4)
-    new_mean = mean + np.einsum("nij,nj->ni", gain, measurement - mean[:, :4])
-    new_cov = covariance - gain @ s @ gain.transpose(0, 2, 1)
+    gain_t = np.linalg.solve(s, covariance[:, :4])  # S^-1 H P, the gain K = P H' S^-1 transposed (S, P symmetric)
+    new_mean = mean + np.einsum("ni,nij->nj", measurement - mean[:, :4], gain_t)
+    new_cov = covariance - covariance[:, :, :4] @ gain_t  # P - K S K' = P - P H' S^-1 H P
     return new_mean, new_cov
 
 

@@ -16,7 +16,8 @@ removed a third of the extra tracks (BENCHMARKS.md, session 12).
 from __future__ import annotations
 
 import numpy as np
-from ultralytics.utils.metrics import bbox_ioa
+
+from utils.box_pairs import overlapping_pairs
 
 
 def unique_births(candidates: np.ndarray, matched: np.ndarray, limit: float | None) -> np.ndarray:
@@ -26,9 +27,11 @@ def unique_births(candidates: np.ndarray, matched: np.ndarray, limit: float | No
     Returns:
         (np.ndarray): (N,) bool.
     """
-    if limit is None or not len(candidates) or not len(matched):
-        return np.ones(len(candidates), bool)
-    return bbox_ioa(candidates, matched, iou=True).max(1) <= limit
+    best = np.zeros(len(candidates), np.float32)
+    if limit is not None:
+        i, _, iou = overlapping_pairs(candidates, matched)
+        np.maximum.at(best, i, iou)
+    return best <= (1 if limit is None else limit)
 
 
 class DuplicateBirths:
