@@ -34,7 +34,7 @@ def test_pairs_by_hand():
     (IoU 4 / 100), one far away, and a wide box whose left edge lies far to the left of the first box's."""
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[10, 0, 20, 10], [5, 0, 15, 10], [2, 2, 4, 4], [300, 300, 310, 310], [-200, 0, 1, 10]], np.float32)
-    i, j, iou = overlapping_pairs(a, b)
+    _, j, iou = overlapping_pairs(a, b)
     got = dict(zip(j.tolist(), iou.tolist()))
     assert got.keys() == {1, 2, 4}
     np.testing.assert_allclose([got[1], got[2], got[4]], [50 / 150, 4 / 100, 10 / 2100], rtol=1e-6)

@@ -304,23 +304,26 @@ class ArrayBYTETracker:
         As in Ultralytics, a lost track removed for age (`track_buffer`) leaves the lost tracks one frame later, so it
         can still be found again in the next frame; and a track's removal is remembered (last 1,000) by its ID.
         """
-        t = self.tracks
-        refound, newly_lost = np.zeros(len(t), bool), np.zeros(len(t), bool)
+        n = len(self.tracks)
+        t = Rows.cat(self.tracks, born) if len(born) else self.tracks
+        refound, newly_lost = np.zeros(n, bool), np.zeros(n, bool)
         refound[refind], newly_lost[lost] = True, True
-        stayed = np.flatnonzero(t.tracked & matched & ~refound)
-        old_lost = np.flatnonzero(~t.tracked & ~newly_lost)
+        old = slice(0, n)
+        stayed = np.flatnonzero(t.tracked[old] & matched & ~refound)
+        old_lost = np.flatnonzero(~t.tracked[old] & ~newly_lost)
         stale = old_lost[self.frame_id - t.frame[old_lost] > self.max_frames_lost]
-        tracked = Rows.cat(Rows.cat(t.take(stayed), born), t.take(refind))
+        tracked = np.concatenate([stayed, np.arange(n, len(t)), refind])
         lost_rows = np.concatenate([old_lost, lost])
-        lost_rows = t.take(lost_rows[~np.isin(t.id[lost_rows], self.removed_ids)])
-        removed = t.id[np.concatenate([np.flatnonzero(t.tracked & ~matched), stale])]  # unconfirmed, then stale
+        lost_rows = lost_rows[~np.isin(t.id[lost_rows], self.removed_ids)]
+        removed = t.id[np.concatenate([np.flatnonzero(t.tracked[old] & ~matched), stale])]  # unconfirmed, then stale
         self.removed_ids = np.concatenate([self.removed_ids, removed])[-REMOVED_BUFFER:]
-        p, q, iou = overlapping_pairs(xyxy_of(tracked.mean), xyxy_of(lost_rows.mean))
-        p, q = p[1 - iou < 0.15], q[1 - iou < 0.15]
-        longer = (tracked.frame - tracked.start)[p] > (lost_rows.frame - lost_rows.start)[q]
-        keep_t, keep_l = np.ones(len(tracked), bool), np.ones(len(lost_rows), bool)
-        keep_t[p[~longer]], keep_l[q[longer]] = False, False
-        self.tracks = Rows.cat(tracked.take(np.flatnonzero(keep_t)), lost_rows.take(np.flatnonzero(keep_l)))
+        p, q, iou = overlapping_pairs(xyxy_of(t.mean[tracked]), xyxy_of(t.mean[lost_rows]))
+        p, q = tracked[p[1 - iou < 0.15]], lost_rows[q[1 - iou < 0.15]]
+        longer = t.frame[p] - t.start[p] > t.frame[q] - t.start[q]
+        drop = np.zeros(len(t), bool)
+        drop[p[~longer]], drop[q[longer]] = True, True
+        order = np.concatenate([tracked, lost_rows])
+        self.tracks = t.take(order[~drop[order]])
 
     def _output(self) -> np.ndarray:
         """Confirmed tracked tracks as `BYTETracker._format_output` rows."""
