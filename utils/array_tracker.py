@@ -30,6 +30,7 @@ from utils.batched_tracker import BatchedBOTSORT, direction_cost, measurements, 
 from utils.box_pairs import overlapping_pairs
 from utils.track_births import unique_births
 
+DIAG8 = np.arange(8)
 NO_FRAME = -(2**40)  # an empty slot of the observation history
 REMOVED_BUFFER = 1000  # removed tracks remembered (`merge_track_pools`' removed_buffer)
 
@@ -80,15 +81,13 @@ def predict(kf: KalmanFilterXYAH, mean: np.ndarray, cov: np.ndarray) -> tuple[np
     """`kf.multi_predict` (N, 8), (N, 8, 8) with its noise model and unit time step, to the bit, in a few array
     operations: Ultralytics' builds the noise with Python lists, a cost that counts when ORU predicts a handful of
     tracks once per missed frame."""
-    h = mean[:, 3:4]
-    std = np.concatenate([kf._std_weight_position * h, kf._std_weight_position * h, np.full_like(h, 1e-2),
-                          kf._std_weight_position * h, kf._std_weight_velocity * h, kf._std_weight_velocity * h,
-                          np.full_like(h, 1e-5), kf._std_weight_velocity * h], 1)  # fmt: skip
+    p, v = kf._std_weight_position, kf._std_weight_velocity
+    std = mean[:, 3:4] * np.array([p, p, 0, p, v, v, 0, v]) + np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])  # by height
     fp = cov.copy()  # F P F' for F = [[I, I], [0, I]] (unit time step), as the sums the matrix products make
     fp[:, :4] += cov[:, 4:]
     fpf = fp.copy()
     fpf[:, :, :4] += fp[:, :, 4:]
-    fpf[:, range(8), range(8)] += np.square(std)
+    fpf[:, DIAG8, DIAG8] += np.square(std)
     mean = mean.copy()
     mean[:, :4] += mean[:, 4:]
     return mean, fpf
@@ -413,14 +412,15 @@ class ArrayOCSORT(ArrayBYTETracker):
         rows, gap, boxes = rows[order], gap[order], boxes[order]
         if not len(rows):
             return
-        kf, last = self.kalman_filter, t.obs_box[rows, -1]
+        kf, steps = self.kalman_filter, np.arange(1, gap[0])
+        alpha = steps[:, None] / gap  # (steps, tracks); the virtual boxes in float32, as Ultralytics computes them
+        last, new = t.obs_box[rows, -1], boxes.astype(np.float32)
+        virtual = (1 - alpha).astype(np.float32)[..., None] * last + alpha.astype(np.float32)[..., None] * new
+        z = measurements(kf, xyxy2ltwh(virtual.reshape(-1, 4))).reshape(virtual.shape)
         mean, cov = t.saved_mean[rows], t.saved_cov[rows]
-        for step in range(1, gap[0]):  # over the frames of the longest gap; the tracks still in theirs lead
-            k = np.count_nonzero(gap > step)
-            alpha = (step / gap[:k])[:, None]
-            virtual = ((1 - alpha) * last[:k] + alpha * boxes[:k]).astype(np.float32)
+        for s, k in zip(steps - 1, (gap > steps[:, None]).sum(1)):  # the tracks still in their gap lead
             m, c = predict(kf, mean[:k], cov[:k])
-            mean[:k], cov[:k] = multi_update(kf, m, c, measurements(kf, xyxy2ltwh(virtual)))
+            mean[:k], cov[:k] = multi_update(kf, m, c, z[s, :k])
         t.mean[rows], t.cov[rows] = predict(kf, mean, cov)
 
     def _correct(self, rows: np.ndarray, dets: Rows, matched: np.ndarray):

@@ -18,6 +18,8 @@ from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH, KalmanFil
 
 from utils.track_births import DuplicateBirths
 
+DIAG4 = np.arange(4)
+
 
 def measurement_std(kf: KalmanFilterXYAH, mean: np.ndarray) -> np.ndarray:
     """Measurement noise standard deviations (N, 4) of `kf.project` for N states: scaled by the box height, and by
@@ -25,8 +27,7 @@ def measurement_std(kf: KalmanFilterXYAH, mean: np.ndarray) -> np.ndarray:
     p = kf._std_weight_position
     if isinstance(kf, KalmanFilterXYWH):
         return p * mean[:, [2, 3, 2, 3]]
-    h = p * mean[:, 3]
-    return np.stack([h, h, np.full_like(h, 1e-1), h], 1)
+    return mean[:, 3:4] * np.array([p, p, 0, p]) + np.array([0, 0, 1e-1, 0])
 
 
 def measurements(kf: KalmanFilterXYAH, tlwh: np.ndarray) -> np.ndarray:
@@ -52,7 +53,7 @@ def multi_update(kf: KalmanFilterXYAH, mean: np.ndarray, covariance: np.ndarray,
         (tuple[np.ndarray, np.ndarray]): Corrected means (N, 8) and covariances (N, 8, 8).
     """
     s = covariance[:, :4, :4].copy()  # H P H' + R
-    s[:, range(4), range(4)] += np.square(measurement_std(kf, mean))
+    s[:, DIAG4, DIAG4] += np.square(measurement_std(kf, mean))
     gain_t = np.linalg.solve(s, covariance[:, :4])  # S^-1 H P, the gain K = P H' S^-1 transposed (S, P symmetric)
     new_mean = mean + np.einsum("ni,nij->nj", measurement - mean[:, :4], gain_t)
     new_cov = covariance - covariance[:, :, :4] @ gain_t  # P - K S K' = P - P H' S^-1 H P
