@@ -97,7 +97,7 @@ def test_directions_by_hand(tmp_path):
 
 def test_fast_tracker_picks_the_twin_of_a_fresh_tracker(tmp_path):
     """ByteTrack and OC-SORT go to arrays, BoT-SORT to batched corrections, each with the same settings; a tracker
-    that has already run keeps its state and is returned as it is."""
+    that has already run keeps its state and is returned as it is, and so is one whose match_thresh reaches 1."""
     for name, cls, twin in [
         ("bytetrack.yaml", BYTETracker, ArrayBYTETracker),
         ("ocsort.yaml", OCSORT, ArrayOCSORT),
@@ -109,6 +109,8 @@ def test_fast_tracker_picks_the_twin_of_a_fresh_tracker(tmp_path):
         used = cls(args=cfg)
         used.update(next(hard_crowd(1, seed=0)), np.zeros((480, 480, 3), np.uint8))
         assert fast_tracker(used) is used
+    loose = OCSORT(args=IterableSimpleNamespace(**{**YAML.load(find_tracker("ocsort.yaml")), "match_thresh": 1.0}))
+    assert fast_tracker(loose) is loose  # boxes that do not overlap could match: Ultralytics' own tracker runs
 
 
 @pytest.mark.parametrize(

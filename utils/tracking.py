@@ -1,8 +1,9 @@
 """Ultralytics' trackers on the counting predictor: one tracker and one `TrackCounter` per video, folder of frames or
 stream, the track columns of counts.csv and the per-video summary.
 
-The trackers are Ultralytics' own (ByteTrack, BoT-SORT, ... chosen by their YAML, with its settings), registered with
-`register_tracker` so they run as they do in `yolo track`. Ultralytics resets a tracker whenever the result's path
+The trackers are Ultralytics' (ByteTrack, BoT-SORT, ... chosen by their YAML, with its settings), registered with
+`register_tracker` so they run as they do in `yolo track`; ByteTrack and OC-SORT then run as their twins on arrays
+(utils/array_tracker.py, the same outputs). Ultralytics resets a tracker whenever the result's path
 changes, which for a folder of frames means at every frame; the trackers are therefore registered as persistent and
 reset here, when a new sequence starts.
 """
