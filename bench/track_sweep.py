@@ -1,0 +1,121 @@
+"""Benchmark: tracker YAML settings swept on generated crowd videos, each video detected once (issue 17).
+
+A tracker on arrays (utils/array_tracker.py) takes a few milliseconds a frame, the detector tens: so each video is
+detected once (bench/tracker_speed.py's `detections`), and every combination of the --set values runs the tracker
+over those detections and is scored as bench/track.py scores detect.py's tracks (unique heads, crossings of a
+horizontal and a vertical line, HOTA, IDF1; detect.py's counting rules). The default videos are the held-out seeds
+(21-23): choose settings there, then check them on the benchmark's (11-13) with bench/track.py.
+
+Usage:
+    python bench/track_sweep.py --weights best.pt --set match_thresh=0.6,0.7,0.8 --set inertia=0.1,0.2,0.4
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from ultralytics.trackers.track import TRACKER_MAP  # noqa: E402
+from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
+
+from bench.common import load, machine_header, markdown_table  # noqa: E402
+from bench.track import lines_for  # noqa: E402
+from bench.tracker_speed import detections  # noqa: E402
+from data.synthetic_video import ensure_crowd_video  # noqa: E402
+from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
+from utils.array_tracker import fast_tracker  # noqa: E402
+from utils.checkpoint import read_train_args  # noqa: E402
+from utils.mot import read_mot  # noqa: E402
+from utils.predictor import CountingPredictor  # noqa: E402
+from utils.track_eval import score_sequence, sequence_frames  # noqa: E402
+from utils.track_metrics import gt_heads  # noqa: E402
+from utils.tracking import CROSS_FRAMES, TRACK_CONF_MARGIN, find_tracker, fit_thresholds  # noqa: E402
+
+HELD_OUT = ("80:21", "200:22", "420:23")
+SHOWN = ("HOTA", "IDF1", "IDSW", "unique", "unique_gt", "unique_err", "crossings", "crossings_gt", "crossings_err")
+
+
+def parse_opt() -> argparse.Namespace:
+    """Benchmark flags."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", required=True, help="a trained checkpoint")
+    p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
+    p.add_argument("--frames", type=int, default=150, help="frames per video")
+    p.add_argument("--size", type=int, default=640, help="video frame side in pixels")
+    p.add_argument("--tracker", default="ocsort.yaml", help="Ultralytics tracker YAML, fitted as detect.py fits it")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="YAML key and values to sweep")
+    p.add_argument("--videos", nargs="+", default=list(HELD_OUT), metavar="PEOPLE:SEED", help="generated videos")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "track_sweep.csv"))
+    return p.parse_args()
+
+
+def settings(sets: list[str]) -> list[dict]:
+    """Every combination of the swept values, e.g. ["inertia=0.1,0.2"] -> [{"inertia": 0.1}, {"inertia": 0.2}]."""
+    keys, values = [], []
+    for item in sets:
+        key, _, vals = item.partition("=")
+        keys.append(key)
+        values.append([_value(v) for v in vals.split(",")])
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def _value(text: str):
+    """A YAML scalar from the command line: int, float, bool or string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def tracks(cfg, frames: list) -> pd.DataFrame:
+    """detect.py's tracker (the twin of the YAML's type) over a video's detections, as read_mot columns."""
+    tracker, parts = fast_tracker(TRACKER_MAP[cfg.tracker_type](args=cfg)), []
+    for k, det in enumerate(frames, 1):
+        out = tracker.update(det, None).reshape(-1, 8)
+        parts.append(np.column_stack([np.full(len(out), k), out[:, 4], out[:, :4], out[:, 5]]))
+    df = pd.DataFrame(np.concatenate(parts), columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"])
+    return df.astype({"frame": np.int64, "id": np.int64})
+
+
+def main(opt: argparse.Namespace):
+    """Detect each video once, track it under every setting, score; print the per-setting means and save all rows."""
+    imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
+    predictor = CountingPredictor(overrides={"model": opt.weights, "imgsz": imgsz, "iou": COUNT_IOU, "verbose": False})
+    count_conf, dest = predictor.count_conf, Path(tempfile.mkdtemp(prefix="track_sweep"))
+    path, predictor.args.conf = fit_thresholds(find_tracker(opt.tracker), count_conf, dest / Path(opt.tracker).name)
+    fitted = YAML.load(path)  # detections kept down to the conf detect.py keeps for this YAML (a swept use_byte keeps it)
+    rules = {"min_track_conf": count_conf + TRACK_CONF_MARGIN, "cross_frames": CROSS_FRAMES}
+    rows = []
+    for video in opt.videos:
+        people, seed = (int(x) for x in video.split(":"))
+        seq = ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=CACHE_DIR / "track_bench")
+        frames_dir, n = sequence_frames(seq)
+        gt, frames = gt_heads(read_mot(seq / "gt" / "gt.txt")), detections(predictor, frames_dir)
+        for setting in settings(opt.set) or [{}]:
+            cfg = IterableSimpleNamespace(**{**fitted, **setting})
+            score = score_sequence(gt, tracks(cfg, frames), n, lines_for(opt.size), 5, **rules)
+            rows.append({"video": seq.name, "setting": str(setting or "fitted"), **score})
+            print({k: rows[-1][k] for k in ("video", "setting", *SHOWN)}, flush=True)
+    table = pd.DataFrame(rows)
+    Path(opt.out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(opt.out, index=False, float_format="%.4g")
+    table["abs_unique_err"], table["abs_crossings_err"] = table.unique_err.abs(), table.crossings_err.abs()
+    mean = table.groupby("setting", sort=False)[["HOTA", "IDF1", "abs_unique_err", "abs_crossings_err"]].mean()
+    print(machine_header(torch.device("cpu")), f"load {load()}")
+    cols = ["setting", *mean.columns]
+    print(markdown_table(cols, [[k, *(f"{v:.3f}" for v in r)] for k, r in mean.iterrows()]))
+
+
+if __name__ == "__main__":
+    main(parse_opt())
