@@ -66,6 +66,7 @@ def parse_opt() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True, help="a trained checkpoint (the model of `python train.py`)")
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
+    p.add_argument("--conf", type=float, default=None, help="count threshold (default: the checkpoint's)")
     p.add_argument("--frames", type=int, default=200, help="frames per video")
     p.add_argument("--size", type=int, default=640, help="video frame side in pixels")
     p.add_argument("--iou", type=float, default=COUNT_IOU, help="NMS IoU (detect.py's default)")
@@ -173,7 +174,7 @@ def main(opt: argparse.Namespace):
     sequences = [ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=root) for people, seed in videos]
     imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
     lines = lines_for(opt.size)
-    base = {"model": opt.weights, "imgsz": imgsz, "iou": opt.iou, "save": False, "verbose": False}
+    base = {"model": opt.weights, "imgsz": imgsz, "iou": opt.iou, "conf": opt.conf, "save": False, "verbose": False}
     plain = CountingPredictor(overrides=base)
     default = opt.trackers[0]
     settings = {f"{Path(t).stem} (fitted)": t for t in opt.trackers}  # a name is fitted to the count threshold

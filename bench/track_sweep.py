@@ -49,10 +49,18 @@ def parse_opt() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True, help="a trained checkpoint")
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
+    p.add_argument("--conf", type=float, default=None, help="count threshold (default: the checkpoint's)")
     p.add_argument("--frames", type=int, default=150, help="frames per video")
     p.add_argument("--size", type=int, default=640, help="video frame side in pixels")
     p.add_argument("--tracker", default="ocsort.yaml", help="Ultralytics tracker YAML, fitted as detect.py fits it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="YAML key and values to sweep")
+    p.add_argument(
+        "--track-conf-margins",
+        type=float,
+        nargs="+",
+        default=[TRACK_CONF_MARGIN],
+        help="count each setting's tracks with --min-track-conf = count threshold + each margin",
+    )
     p.add_argument("--videos", nargs="+", default=list(HELD_OUT), metavar="PEOPLE:SEED", help="generated videos")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "track_sweep.csv"))
     return p.parse_args()
@@ -91,22 +99,26 @@ def tracks(cfg, frames: list) -> pd.DataFrame:
 def main(opt: argparse.Namespace):
     """Detect each video once, track it under every setting, score; print the per-setting means and save all rows."""
     imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
-    predictor = CountingPredictor(overrides={"model": opt.weights, "imgsz": imgsz, "iou": COUNT_IOU, "verbose": False})
+    overrides = {"model": opt.weights, "imgsz": imgsz, "iou": COUNT_IOU, "conf": opt.conf, "verbose": False}
+    predictor = CountingPredictor(overrides=overrides)
     count_conf, dest = predictor.count_conf, Path(tempfile.mkdtemp(prefix="track_sweep"))
-    path, predictor.args.conf = fit_thresholds(find_tracker(opt.tracker), count_conf, dest / Path(opt.tracker).name)
-    fitted = YAML.load(path)  # detections kept down to the conf detect.py keeps for this YAML (a swept use_byte keeps it)
-    rules = {"min_track_conf": count_conf + TRACK_CONF_MARGIN, "cross_frames": CROSS_FRAMES}
+    # detections kept down to ByteTrack's low threshold, so that swept thresholds and use_byte find theirs
+    _, predictor.args.conf = fit_thresholds(find_tracker("bytetrack.yaml"), count_conf, dest / "low.yaml")
+    fitted = YAML.load(fit_thresholds(find_tracker(opt.tracker), count_conf, dest / Path(opt.tracker).name)[0])
     rows = []
     for video in opt.videos:
         people, seed = (int(x) for x in video.split(":"))
         seq = ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=CACHE_DIR / "track_bench")
         frames_dir, n = sequence_frames(seq)
         gt, frames = gt_heads(read_mot(seq / "gt" / "gt.txt")), detections(predictor, frames_dir)
-        for setting in settings(opt.set) or [{}]:
-            cfg = IterableSimpleNamespace(**{**fitted, **setting})
-            score = score_sequence(gt, tracks(cfg, frames), n, lines_for(opt.size), 5, **rules)
-            rows.append({"video": seq.name, "setting": str(setting or "fitted"), **score})
-            print({k: rows[-1][k] for k in ("video", "setting", *SHOWN)}, flush=True)
+        for setting in settings(opt.set):
+            found = tracks(IterableSimpleNamespace(**{**fitted, **setting}), frames)
+            for m in opt.track_conf_margins:
+                rules = {"min_track_conf": count_conf + m, "cross_frames": CROSS_FRAMES}
+                score = score_sequence(gt, found, n, lines_for(opt.size), 5, **rules)
+                name = str(setting or "fitted") + ("" if m == TRACK_CONF_MARGIN else f", margin {m:g}")
+                rows.append({"video": seq.name, "setting": name, **score})
+                print({k: rows[-1][k] for k in ("video", "setting", *SHOWN)}, flush=True)
     table = pd.DataFrame(rows)
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(opt.out, index=False, float_format="%.4g")
