@@ -2,16 +2,17 @@
 object per track.
 
 On a crowd, Ultralytics' trackers spend their time in per-track Python: an `STrack` built per detection, box
-properties read one track at a time, one Kalman call per match, OC-SORT's observation dictionaries. At 285
-detections a frame that made OC-SORT cost about 25 ms a frame, 0.87 of the detector's time on a CPU (BENCHMARKS.md).
-Here a sequence's tracks are rows of arrays (Kalman means and covariances, IDs, states, OC-SORT's last observations
-and directions), and each association stage is a handful of array operations over all of them. The stages, their
-order and thresholds, the list orders that decide IDs and output order, and the end-of-frame bookkeeping
-(`merge_track_pools`, duplicate removal) are Ultralytics' (ByteTrack: `BYTETracker.update`; OC-SORT: `OCSORT`'s OCM,
-OCR and ORU); tests/test_batched_tracker.py checks frame by frame that the outputs equal Ultralytics' trackers'. The
-Kalman filter, IoU and assignment solver are Ultralytics' (`KalmanFilterXYAH.multi_predict`, `bbox_ioa`,
-`matching.linear_assignment`); the correction is utils/batched_tracker.py's `multi_update`, and new tracks
-skip a tracked head's duplicate boxes as utils/track_births.py describes.
+properties read one track at a time, one Kalman call per match, OC-SORT's observation dictionaries; at 300 heads a
+frame OC-SORT took 0.87 of the detector's time on a CPU even with batched Kalman corrections (BENCHMARKS.md, session
+13). Here a sequence's tracks are rows of arrays (Kalman means and covariances, IDs, states, OC-SORT's observation
+histories and directions), each association stage prices only the track-detection pairs whose boxes overlap
+(utils/box_pairs.py) and solves the assignment on the contested groups only (`assign`). The stages, their order and
+thresholds, the list orders that decide IDs and output order, and the end-of-frame bookkeeping (`merge_track_pools`,
+duplicate removal, even its keeping a track removed for age one more frame) are Ultralytics' (ByteTrack:
+`BYTETracker.update`; OC-SORT: `OCSORT`'s OCM, OCR and ORU), and tests/test_array_tracker.py checks frame by frame
+that the outputs equal Ultralytics' trackers'. The Kalman prediction is `KalmanFilterXYAH.multi_predict` to the bit,
+the correction utils/batched_tracker.py's `multi_update`, the solver Ultralytics' lapjv; new tracks skip a tracked
+head's duplicate boxes as utils/track_births.py describes.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def initiate(kf: KalmanFilterXYAH, z: np.ndarray) -> tuple[np.ndarray, np.ndarra
         1,
     )
     cov = np.zeros((len(z), 8, 8))
-    cov[:, range(8), range(8)] = np.square(std)
+    cov[:, DIAG8, DIAG8] = np.square(std)
     return np.concatenate([z, np.zeros_like(z)], 1), cov
 
 
@@ -140,8 +141,6 @@ class ArrayBYTETracker:
         kalman_filter (KalmanFilterXYAH): The motion model.
     """
 
-    inertia = 0.0  # weight of OC-SORT's momentum cost (none in ByteTrack)
-    ocr = False  # OC-SORT's recovery stage on last observations
     use_byte = True  # ByteTrack's second stage on low-score detections
 
     def __init__(self, args):
@@ -286,10 +285,9 @@ class ArrayBYTETracker:
         ids = np.arange(self.next_id, self.next_id + n)
         self.next_id += n
         frame = np.full(n, self.frame_id)
-        return Rows(
-            id=ids, tracked=np.ones(n, bool), activated=np.full(n, self.frame_id == 1), mean=mean, cov=cov,
-            score=dets.score, cls=dets.cls, idx=dets.idx, frame=frame, start=frame.copy(), **self._observe_births(mean, cov),
-        )  # fmt: skip
+        new = {"id": ids, "tracked": np.ones(n, bool), "activated": np.full(n, self.frame_id == 1)}
+        new |= {"mean": mean, "cov": cov, "score": dets.score, "cls": dets.cls, "idx": dets.idx}
+        return Rows(**new, frame=frame, start=frame.copy(), **self._observe_births(mean, cov))
 
     def _observe_births(self, mean: np.ndarray, cov: np.ndarray) -> dict:
         """Extra fields of new tracks with these Kalman states (OC-SORT's observations; none here)."""
@@ -338,8 +336,6 @@ class ArrayOCSORT(ArrayBYTETracker):
     state at the last observation, for OC-SORT's three parts: the momentum cost (OCM) in the first association, the
     recovery stage on last observations (OCR) and the re-update across a gap (ORU).
     """
-
-    ocr = True
 
     def __init__(self, args):
         """Start empty, with the settings of an OC-SORT YAML."""
