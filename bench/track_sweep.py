@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from ultralytics.cfg import smart_value  # noqa: E402
 from ultralytics.trackers.track import TRACKER_MAP  # noqa: E402
 from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
 
@@ -63,27 +64,24 @@ def parse_opt() -> argparse.Namespace:
     )
     p.add_argument("--videos", nargs="+", default=list(HELD_OUT), metavar="PEOPLE:SEED", help="generated videos")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "track_sweep.csv"))
-    return p.parse_args()
+    opt = p.parse_args()
+    try:
+        settings(opt.set)
+    except ValueError as e:
+        p.error(str(e))
+    return opt
 
 
 def settings(sets: list[str]) -> list[dict]:
     """Every combination of the swept values, e.g. ["inertia=0.1,0.2"] -> [{"inertia": 0.1}, {"inertia": 0.2}]."""
     keys, values = [], []
     for item in sets:
-        key, _, vals = item.partition("=")
+        key, sep, vals = item.partition("=")
+        if not (key and sep and vals):
+            raise ValueError(f"--set {item}: expected KEY=V1,V2,... (e.g. inertia=0.1,0.2)")
         keys.append(key)
-        values.append([_value(v) for v in vals.split(",")])
+        values.append([smart_value(v) for v in vals.split(",")])  # typed as the tracker YAML would hold them
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
-
-
-def _value(text: str):
-    """A YAML scalar from the command line: int, float, bool or string."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def tracks(cfg, frames: list) -> pd.DataFrame:
@@ -105,6 +103,9 @@ def main(opt: argparse.Namespace):
     # detections kept down to ByteTrack's low threshold, so that swept thresholds and use_byte find theirs
     _, predictor.args.conf = fit_thresholds(find_tracker("bytetrack.yaml"), count_conf, dest / "low.yaml")
     fitted = YAML.load(fit_thresholds(find_tracker(opt.tracker), count_conf, dest / Path(opt.tracker).name)[0])
+    unknown = {k for s in settings(opt.set) for k in s} - fitted.keys()
+    if unknown:
+        sys.exit(f"--set: {', '.join(sorted(unknown))} is not a key of {opt.tracker}")
     rows = []
     for video in opt.videos:
         people, seed = (int(x) for x in video.split(":"))

@@ -4,6 +4,7 @@ array tracker's outputs."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from ultralytics.engine.results import Boxes
 from ultralytics.utils import YAML, IterableSimpleNamespace
@@ -20,6 +21,9 @@ def test_settings_are_every_combination_with_typed_values():
         {"inertia": 0.4, "track_buffer": 60, "use_byte": True},
     ]
     assert type(got[0]["track_buffer"]) is int and settings([]) == [{}]  # nothing swept: the fitted YAML
+    for bad in ("inertia", "inertia=", "=0.1"):
+        with pytest.raises(ValueError, match=f"--set {bad}: expected KEY=V1,V2"):
+            settings([bad])
 
 
 def test_tracks_are_the_trackers_outputs_by_frame(tmp_path):

@@ -25,7 +25,7 @@ from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.trackers.oc_sort import OCSORT
 from ultralytics.trackers.utils import matching
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
-from ultralytics.utils.ops import xywh2ltwh, xyxy2ltwh
+from ultralytics.utils.ops import ltwh2xyxy, xywh2ltwh, xyxy2ltwh
 
 from utils.batched_tracker import BatchedBOTSORT, direction_cost, measurements, multi_update
 from utils.box_pairs import overlapping_pairs
@@ -205,7 +205,7 @@ class ArrayBYTETracker:
         high = valid & (conf >= a.track_high_thresh)
         low = valid & (conf > a.track_low_thresh) & (conf < a.track_high_thresh)
         tlwh = xywh2ltwh(xywh)
-        xyxy = np.concatenate([tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]], 1)
+        xyxy = ltwh2xyxy(tlwh)
         cls = np.asarray(results.cls, np.float32)
         idx = np.arange(len(conf), dtype=np.float32)
         return tuple(Rows(tlwh=tlwh[m], xyxy=xyxy[m], score=conf[m], cls=cls[m], idx=idx[m]) for m in (high, low))

@@ -27,11 +27,12 @@ def unique_births(candidates: np.ndarray, matched: np.ndarray, limit: float | No
     Returns:
         (np.ndarray): (N,) bool.
     """
+    if limit is None:
+        return np.ones(len(candidates), bool)
     best = np.zeros(len(candidates), np.float32)
-    if limit is not None:
-        i, _, iou = overlapping_pairs(candidates, matched)
-        np.maximum.at(best, i, iou)
-    return best <= (1 if limit is None else limit)
+    i, _, iou = overlapping_pairs(candidates, matched)
+    np.maximum.at(best, i, iou)
+    return best <= limit
 
 
 class DuplicateBirths:

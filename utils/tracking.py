@@ -146,10 +146,10 @@ class VideoTracking:
         self._slots: dict[int, str] = {}  # tracker slot (stream index, else 0) → the sequence it is tracking
         predictor.add_callback("on_predict_postprocess_end", self._start_sequences)
         register_tracker(predictor, persist=True)
-        predictor.add_callback("on_predict_start", self._batch_trackers)  # after Ultralytics' creates the trackers
+        predictor.add_callback("on_predict_start", self._fast_trackers)  # after Ultralytics' creates the trackers
 
     @staticmethod
-    def _batch_trackers(predictor):
+    def _fast_trackers(predictor):
         """Swap fresh ByteTrack / OC-SORT / BoT-SORT trackers for their faster twins (same results)."""
         predictor.trackers = [fast_tracker(t) for t in predictor.trackers]
 
