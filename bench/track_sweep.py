@@ -51,6 +51,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--weights", required=True, help="a trained checkpoint")
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
     p.add_argument("--conf", type=float, default=None, help="count threshold (default: the checkpoint's)")
+    p.add_argument("--iou", type=float, default=COUNT_IOU, help="NMS IoU of the detections (default: detect.py's)")
     p.add_argument("--frames", type=int, default=150, help="frames per video")
     p.add_argument("--size", type=int, default=640, help="video frame side in pixels")
     p.add_argument("--tracker", default="ocsort.yaml", help="Ultralytics tracker YAML, fitted as detect.py fits it")
@@ -97,7 +98,7 @@ def tracks(cfg, frames: list) -> pd.DataFrame:
 def main(opt: argparse.Namespace):
     """Detect each video once, track it under every setting, score; print the per-setting means and save all rows."""
     imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
-    overrides = {"model": opt.weights, "imgsz": imgsz, "iou": COUNT_IOU, "conf": opt.conf, "verbose": False}
+    overrides = {"model": opt.weights, "imgsz": imgsz, "iou": opt.iou, "conf": opt.conf, "verbose": False}
     predictor = CountingPredictor(overrides=overrides)
     count_conf, dest = predictor.count_conf, Path(tempfile.mkdtemp(prefix="track_sweep"))
     # detections kept down to ByteTrack's low threshold, so that swept thresholds and use_byte find theirs
