@@ -259,6 +259,11 @@ class TrackCounter:
         return int(self._counted.sum())
 
     @property
+    def counted_ids(self) -> np.ndarray:
+        """IDs of the tracks counted so far, ascending."""
+        return np.flatnonzero(self._counted)
+
+    @property
     def crossings(self) -> np.ndarray:
         """Cumulative crossings (L, 2), in and out, by the counted tracks (a track's crossings before it was counted
         join the total when it is)."""

@@ -1,0 +1,56 @@
+"""bench/track_owners.py: tracks matched to true heads frame by frame, and the roles of counted tracks, by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.track_owners import diagnose, match_by_frame, owners
+from utils.track_counting import TrackCounter
+
+HEADS = {1: (0, 0, 10, 10), 2: (100, 0, 110, 10), 3: (200, 0, 210, 10), 4: (300, 0, 310, 10)}
+
+
+def rows(spec: list[tuple[int, int, range]]) -> pd.DataFrame:
+    """MOT rows (frame, id, box) for (id, head it sits on, frames)."""
+    out = [(f, i, *HEADS[h]) for i, h, frames in spec for f in frames]
+    return pd.DataFrame(out, columns=["frame", "id", "x1", "y1", "x2", "y2"]).assign(conf=0.9)
+
+
+def test_match_by_frame_is_one_to_one_above_the_iou():
+    """Two tracked boxes on one head: the better one gets it, the other none; a box 4 px off (IoU 0.43) passes 0.3
+    only."""
+    gt = rows([(7, 1, range(1, 2))])
+    found = pd.DataFrame(
+        [(1, 1, 0, 0, 10, 10), (1, 2, 1, 0, 11, 10), (2, 3, 0, 0, 10, 10)],
+        columns=["frame", "id", "x1", "y1", "x2", "y2"],
+    )
+    np.testing.assert_array_equal(match_by_frame(found, gt, 0.3), [7, -1, -1])  # frame 2 has no head
+    off = pd.DataFrame([(1, 5, 4, 0, 14, 10)], columns=["frame", "id", "x1", "y1", "x2", "y2"])  # IoU 60 / 140
+    assert match_by_frame(off, gt, 0.3)[0] == 7 and match_by_frame(off, gt, 0.5)[0] == -1
+
+
+def test_roles_and_people_without_a_track():
+    """Four people over 10 frames. Track 1 follows person 1 throughout; person 2's track breaks at frame 6 (tracks 3,
+    then 4: a first and a second track); track 5 sits on person 3 for 5 frames, then on person 4 for 5 (no one
+    person for more than half: 'no one', 2 people); track 6 is 4 frames long and not counted."""
+    gt = rows([(1, 1, range(1, 11)), (2, 2, range(1, 11)), (3, 3, range(1, 11)), (4, 4, range(1, 11))])
+    found = rows([(1, 1, range(1, 11)), (3, 2, range(1, 6)), (4, 2, range(6, 11))])
+    found = pd.concat([found, rows([(5, 3, range(1, 6)), (5, 4, range(6, 11)), (6, 4, range(1, 5))])])
+    found = found.sort_values(["frame", "id"], kind="stable").reset_index(drop=True)
+    counter = TrackCounter(min_frames=5)
+    for _, f in found.groupby("frame"):
+        counter.update(f["id"].to_numpy(), f[["x1", "y1", "x2", "y2"]].to_numpy(), f["conf"].to_numpy())
+    np.testing.assert_array_equal(counter.counted_ids, [1, 3, 4, 5])
+
+    per = owners(found, match_by_frame(found, gt, 0.3), counter.counted_ids)
+    assert per.loc[[1, 3, 4, 5], "role"].tolist() == ["first", "first", "second", "no one"]
+    assert per.loc[5, "people"] == 2 and per.loc[5, "matched"] == 1.0 and per.loc[4, "owner"] == 2
+
+    # detections: person 3 in 3 of 10 frames, person 4 never
+    dets = rows([(0, 3, range(1, 4))])
+    got = diagnose(gt, found, dets, counter.counted_ids, 0.3)
+    assert (got["people"], got["counted"], got["first"], got["second"], got["no_one"]) == (4, 4, 2, 1, 1)
+    assert got["people_without_track"] == 2  # persons 3 and 4: track 5 is neither's for most of its frames
+    assert got["their_detection_recall"] == 0.15  # median of 0.3 and 0
+    assert got["no_one_frames"] == 10 and got["no_one_people"] == 2
