@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from bench.common import load, machine_header, markdown_table  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
+from utils.array_tracker import fast_tracker  # noqa: E402
 from utils.checkpoint import read_train_args  # noqa: E402
 from utils.mot import read_mot  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
@@ -102,13 +103,14 @@ def lines_for(size: int) -> list[np.ndarray]:
 
 
 def oracle_tracks(gt: pd.DataFrame, n: int, tracker_yaml: str, shape: tuple[int, int]) -> pd.DataFrame:
-    """Track the ground-truth boxes (visible heads, score 0.9) with the tracker, as if the detector were perfect."""
+    """Track the ground-truth boxes (visible heads, score 0.9) with detect.py's tracker (the array twin, so the YAML's
+    `new_track_max_iou` applies as it does in the product), as if the detector were perfect."""
     from ultralytics.engine.results import Boxes
     from ultralytics.trackers.track import TRACKER_MAP
     from ultralytics.utils import YAML, IterableSimpleNamespace
 
     cfg = IterableSimpleNamespace(**YAML.load(tracker_yaml))
-    tracker = TRACKER_MAP[cfg.tracker_type](args=cfg)
+    tracker = fast_tracker(TRACKER_MAP[cfg.tracker_type](args=cfg))
     seen = gt[gt["vis"] > 0]
     img = np.zeros((*shape, 3), np.uint8)
     parts = []
