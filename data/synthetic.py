@@ -141,7 +141,7 @@ def _draw_people(img: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarra
     return np.clip(boxes, 0, size)
 
 
-def _yolo_lines(boxes: np.ndarray, size: int) -> str:
+def yolo_lines(boxes: np.ndarray, size: int) -> str:
     """Head boxes (xyxy pixels) to YOLO label text, dropping boxes clipped to nothing."""
     xywh = np.stack(
         ((boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, *(boxes[:, 2:] - boxes[:, :2]).T), 1
@@ -165,7 +165,7 @@ def generate(root: Path, n_train: int, n_val: int, size: int, max_heads: int, se
             boxes = _draw_people(img, rng, int(max_heads * rng.uniform() ** 2))
             img = cv2.add(img, rng.normal(0, 6, img.shape).astype(np.int8), dtype=cv2.CV_8U)
             cv2.imwrite(str(root / "images" / split / f"{split}_{k:04d}.jpg"), img)
-            (root / "labels" / split / f"{split}_{k:04d}.txt").write_text(_yolo_lines(boxes, size))
+            (root / "labels" / split / f"{split}_{k:04d}.txt").write_text(yolo_lines(boxes, size))
 
 
 def ensure_synthetic_crowd(

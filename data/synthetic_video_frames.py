@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.synthetic import _yolo_lines, cached_set
+from data.synthetic import cached_set, yolo_lines
 from data.synthetic_video import make_crowd_video
 from utils import CACHE_DIR
 from utils.mot import read_mot
@@ -51,7 +51,7 @@ def write_frames(seq: Path, root: Path, split: str, frames: int, step: int, size
         name = f"{seq.name}_{frame:06d}"
         shutil.copyfile(seq / "img1" / f"{frame:06d}.jpg", root / "images" / split / f"{name}.jpg")
         boxes = gt.loc[gt["frame"] == frame, ["x1", "y1", "x2", "y2"]].to_numpy()
-        (root / "labels" / split / f"{name}.txt").write_text(_yolo_lines(boxes, size))
+        (root / "labels" / split / f"{name}.txt").write_text(yolo_lines(boxes, size))
 
 
 def generate(root: Path, videos: list[tuple[str, int, int]], frames: int, step: int, size: int) -> None:
