@@ -33,6 +33,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from ultralytics.engine.results import Boxes  # noqa: E402
+from ultralytics.trackers.track import TRACKER_MAP  # noqa: E402
+from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
+
 from bench.common import load, machine_header, markdown_table  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
@@ -44,6 +48,7 @@ from utils.track_eval import score_sequence, sequence_frames, track_sequence  # 
 from utils.track_metrics import gt_heads  # noqa: E402
 from utils.tracking import find_tracker, fit_thresholds  # noqa: E402
 
+ORACLE_CONF = 0.5  # the count threshold the oracle tracker is fitted to: the true boxes score 0.9
 VIDEOS = ("80:11", "200:12", "420:13")  # people over the video:seed; at most 63, 153 and 315 heads in a frame
 SHOWN = (
     "HOTA",
@@ -102,28 +107,28 @@ def lines_for(size: int) -> list[np.ndarray]:
     return [np.array([[0, m], [size, m]]), np.array([[m, 0], [m, size]])]
 
 
-def oracle_tracks(gt: pd.DataFrame, n: int, tracker_yaml: str, shape: tuple[int, int]) -> pd.DataFrame:
-    """Track the ground-truth boxes (visible heads, score 0.9) with detect.py's tracker (the array twin, so the YAML's
-    `new_track_max_iou` applies as it does in the product), as if the detector were perfect."""
-    from ultralytics.engine.results import Boxes
-    from ultralytics.trackers.track import TRACKER_MAP
-    from ultralytics.utils import YAML, IterableSimpleNamespace
-
-    cfg = IterableSimpleNamespace(**YAML.load(tracker_yaml))
-    tracker = fast_tracker(TRACKER_MAP[cfg.tracker_type](args=cfg))
+def gt_detections(gt: pd.DataFrame, n: int, shape: tuple[int, int]) -> list[Boxes]:
+    """The ground-truth boxes of the visible heads (score 0.9) of frames 1..n, as a detector would hand them over."""
     seen = gt[gt["vis"] > 0]
-    img = np.zeros((*shape, 3), np.uint8)
-    parts = []
-    for k in range(1, n + 1):
-        rows = seen[seen["frame"] == k][["x1", "y1", "x2", "y2"]].to_numpy()
-        data = torch.tensor(np.column_stack([rows, np.full(len(rows), 0.9), np.zeros(len(rows))]), dtype=torch.float32)
-        tracks = tracker.update(Boxes(data.reshape(-1, 6), shape).cpu().numpy(), img)
-        if len(tracks):
-            parts.append(np.column_stack([np.full(len(tracks), k), tracks[:, 4], tracks[:, :4], tracks[:, 5]]))
-    df = pd.DataFrame(
-        np.concatenate(parts) if parts else np.zeros((0, 7)), columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"]
-    )
+    per_frame = [seen[seen["frame"] == k][["x1", "y1", "x2", "y2"]].to_numpy() for k in range(1, n + 1)]
+    rows = [np.column_stack([b, np.full(len(b), 0.9), np.zeros(len(b))]).reshape(-1, 6) for b in per_frame]
+    return [Boxes(r.astype(np.float32), shape) for r in rows]
+
+
+def tracks(cfg: IterableSimpleNamespace, frames: list[Boxes]) -> pd.DataFrame:
+    """detect.py's tracker (the array twin of the YAML's type) over a video's detections, as read_mot columns."""
+    tracker, parts = fast_tracker(TRACKER_MAP[cfg.tracker_type](args=cfg)), []
+    for k, det in enumerate(frames, 1):
+        out = tracker.update(det, None).reshape(-1, 8)
+        parts.append(np.column_stack([np.full(len(out), k), out[:, 4], out[:, :4], out[:, 5]]))
+    df = pd.DataFrame(np.concatenate(parts), columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"])
     return df.astype({"frame": np.int64, "id": np.int64})
+
+
+def oracle_tracks(gt: pd.DataFrame, n: int, tracker_yaml: str, shape: tuple[int, int]) -> pd.DataFrame:
+    """Track the ground-truth boxes with detect.py's tracker (the array twin, so the YAML's own keys such as
+    `new_track_max_iou` apply as they do in the product), as if the detector were perfect."""
+    return tracks(IterableSimpleNamespace(**YAML.load(tracker_yaml)), gt_detections(gt, n, shape))
 
 
 def timed_callbacks(predictor: CountingPredictor) -> list[float]:
@@ -212,7 +217,7 @@ def main(opt: argparse.Namespace):
             rows.append({**row(trackers[name].tracking, name, pred, counts), **shares})
         oracles = {}
         for t in opt.trackers:
-            fitted, _ = fit_thresholds(find_tracker(t), 0.5, root / f"oracle_{Path(t).name}")
+            fitted, _ = fit_thresholds(find_tracker(t), ORACLE_CONF, root / f"oracle_{Path(t).name}")
             oracles[Path(t).stem] = oracle_tracks(gt, n, fitted, (opt.size, opt.size))
         stem = f"{Path(default).stem} (fitted)"
         mine = results[stem]

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
 
 from bench.common import markdown_table  # noqa: E402
-from bench.track_sweep import HELD_OUT, tracks  # noqa: E402
+from bench.track import tracks  # noqa: E402
+from bench.track_sweep import HELD_OUT  # noqa: E402
 from bench.tracker_speed import detections  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402

@@ -18,28 +18,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from ultralytics.cfg import smart_value  # noqa: E402
-from ultralytics.trackers.track import TRACKER_MAP  # noqa: E402
 from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
 
 from bench.common import load, machine_header, markdown_table  # noqa: E402
-from bench.track import lines_for  # noqa: E402
+from bench.track import ORACLE_CONF, gt_detections, lines_for, tracks  # noqa: E402
 from bench.tracker_speed import detections  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
-from utils.array_tracker import fast_tracker  # noqa: E402
 from utils.checkpoint import read_train_args  # noqa: E402
 from utils.mot import read_mot  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
 from utils.track_eval import score_sequence, sequence_frames  # noqa: E402
 from utils.track_metrics import gt_heads  # noqa: E402
-from utils.tracking import CROSS_FRAMES, TRACK_CONF_MARGIN, find_tracker, fit_thresholds  # noqa: E402
+from utils.tracking import CROSS_FRAMES, TRACK_CONF_MARGIN, TRACKER_KEYS, find_tracker, fit_thresholds  # noqa: E402
 
 HELD_OUT = ("80:21", "200:22", "420:23")
 SHOWN = ("HOTA", "IDF1", "IDSW", "unique", "unique_gt", "unique_err", "crossings", "crossings_gt", "crossings_err")
@@ -48,7 +45,8 @@ SHOWN = ("HOTA", "IDF1", "IDSW", "unique", "unique_gt", "unique_err", "crossings
 def parse_opt() -> argparse.Namespace:
     """Benchmark flags."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, help="a trained checkpoint")
+    p.add_argument("--weights", help="a trained checkpoint (required unless --oracle)")
+    p.add_argument("--oracle", action="store_true", help="track the ground-truth boxes instead of a model's detections")
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
     p.add_argument("--conf", type=float, default=None, help="count threshold (default: the checkpoint's)")
     p.add_argument("--iou", type=float, default=COUNT_IOU, help="NMS IoU of the detections (default: detect.py's)")
@@ -70,6 +68,8 @@ def parse_opt() -> argparse.Namespace:
         settings(opt.set)
     except ValueError as e:
         p.error(str(e))
+    if not (opt.weights or opt.oracle):
+        p.error("--weights is required (or --oracle)")
     return opt
 
 
@@ -85,26 +85,23 @@ def settings(sets: list[str]) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def tracks(cfg, frames: list) -> pd.DataFrame:
-    """detect.py's tracker (the twin of the YAML's type) over a video's detections, as read_mot columns."""
-    tracker, parts = fast_tracker(TRACKER_MAP[cfg.tracker_type](args=cfg)), []
-    for k, det in enumerate(frames, 1):
-        out = tracker.update(det, None).reshape(-1, 8)
-        parts.append(np.column_stack([np.full(len(out), k), out[:, 4], out[:, :4], out[:, 5]]))
-    df = pd.DataFrame(np.concatenate(parts), columns=["frame", "id", "x1", "y1", "x2", "y2", "conf"])
-    return df.astype({"frame": np.int64, "id": np.int64})
+def detector(opt: argparse.Namespace) -> tuple[CountingPredictor, float]:
+    """The counting predictor of --weights, keeping detections down to ByteTrack's low threshold so that swept
+    thresholds and `use_byte` find theirs, and its count threshold."""
+    imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
+    overrides = {"model": opt.weights, "imgsz": imgsz, "iou": opt.iou, "conf": opt.conf, "verbose": False}
+    predictor = CountingPredictor(overrides=overrides)
+    low = Path(tempfile.mkdtemp(prefix="track_sweep")) / "low.yaml"
+    _, predictor.args.conf = fit_thresholds(find_tracker("bytetrack.yaml"), predictor.count_conf, low)
+    return predictor, predictor.count_conf
 
 
 def main(opt: argparse.Namespace):
     """Detect each video once, track it under every setting, score; print the per-setting means and save all rows."""
-    imgsz = opt.imgsz or read_train_args(opt.weights).get("imgsz", 640)
-    overrides = {"model": opt.weights, "imgsz": imgsz, "iou": opt.iou, "conf": opt.conf, "verbose": False}
-    predictor = CountingPredictor(overrides=overrides)
-    count_conf, dest = predictor.count_conf, Path(tempfile.mkdtemp(prefix="track_sweep"))
-    # detections kept down to ByteTrack's low threshold, so that swept thresholds and use_byte find theirs
-    _, predictor.args.conf = fit_thresholds(find_tracker("bytetrack.yaml"), count_conf, dest / "low.yaml")
+    predictor, count_conf = (None, ORACLE_CONF) if opt.oracle else detector(opt)
+    dest = Path(tempfile.mkdtemp(prefix="track_sweep"))
     fitted = YAML.load(fit_thresholds(find_tracker(opt.tracker), count_conf, dest / Path(opt.tracker).name)[0])
-    unknown = {k for s in settings(opt.set) for k in s} - fitted.keys()
+    unknown = {k for s in settings(opt.set) for k in s} - fitted.keys() - set(TRACKER_KEYS)
     if unknown:
         sys.exit(f"--set: {', '.join(sorted(unknown))} is not a key of {opt.tracker}")
     rows = []
@@ -112,7 +109,8 @@ def main(opt: argparse.Namespace):
         people, seed = (int(x) for x in video.split(":"))
         seq = ensure_crowd_video(people, opt.frames, opt.size, seed=seed, root=CACHE_DIR / "track_bench")
         frames_dir, n = sequence_frames(seq)
-        gt, frames = gt_heads(read_mot(seq / "gt" / "gt.txt")), detections(predictor, frames_dir)
+        gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
+        frames = gt_detections(gt, n, (opt.size, opt.size)) if opt.oracle else detections(predictor, frames_dir)
         for setting in settings(opt.set):
             found = tracks(IterableSimpleNamespace(**{**fitted, **setting}), frames)
             for m in opt.track_conf_margins:

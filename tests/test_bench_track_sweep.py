@@ -9,7 +9,8 @@ import torch
 from ultralytics.engine.results import Boxes
 from ultralytics.utils import YAML, IterableSimpleNamespace
 
-from bench.track_sweep import settings, tracks
+from bench.track import tracks
+from bench.track_sweep import settings
 from utils.tracking import find_tracker, fit_thresholds
 
 

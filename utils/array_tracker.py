@@ -192,8 +192,9 @@ class ArrayBYTETracker:
         left = self._recover(pool[~matched[pool]], high, left, matched, was_tracked, refind)
         lost = self._second_association(pool[~matched[pool] & was_tracked[pool]], low, matched)
         left = self._confirm(unconfirmed, high, left, matched)
+        left = self._relink(pool[~matched[pool]], high, left, matched, was_tracked, refind)
         born = self._births(high.take(left), matched)
-        self._merge(matched, np.concatenate(refind), lost, born)
+        self._merge(matched, np.concatenate(refind), lost[~matched[lost]], born)
         return self._output()
 
     def _detections(self, results) -> tuple[Rows, Rows]:
@@ -239,6 +240,33 @@ class ArrayBYTETracker:
     def _recover(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
         """OC-SORT's recovery stage (none here); returns the detections left."""
         return left
+
+    def _relink(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
+        """Lost tracks (lost in this frame or before) continued by the detections that would start a new track, when
+        such a detection's centre lies within `relink_dist` track heights of the track's predicted centre (a YAML
+        key; absent or None: no such stage, as Ultralytics). A head coming back from an occlusion a box width from
+        where its track predicted it fails the IoU gates and would otherwise be counted again as a new person.
+        Nearest first, one to one (`assign`); returns the detections left.
+        """
+        reach = getattr(self.args, "relink_dist", None)
+        if not reach or not len(rows) or not len(left):
+            return left
+        t = self.tracks
+        born = unique_births(high.xyxy[left], xyxy_of(t.mean[matched]), getattr(self.args, "new_track_max_iou", None))
+        cand = left[born & (high.score[left] >= self.args.new_track_thresh)]
+        dets = high.take(cand)
+        centre, radius = t.mean[rows, :2], reach * t.mean[rows, 3:4]
+        i, j, _ = overlapping_pairs(np.concatenate([centre - radius, centre + radius], 1), dets.xyxy)  # near pairs
+        dist = np.linalg.norm((dets.xyxy[j, :2] + dets.xyxy[j, 2:]) / 2 - centre[i], axis=1) / radius[i, 0]
+        r, c, _, _ = assign((len(rows), len(cand)), (i, j, 0.99 * dist), 0.99)  # assign wants costs below 1
+        back = ~was_tracked[rows[r]]
+        self._re_update(rows[r][back], dets.xyxy[c][back])
+        self._correct(rows[r], dets.take(c), matched)
+        refind.append(rows[r][back])
+        return np.setdiff1d(left, cand[c])
+
+    def _re_update(self, rows: np.ndarray, boxes: np.ndarray):
+        """OC-SORT's re-update of lost tracks found again (none here)."""
 
     def _second_association(self, rows: np.ndarray, low: Rows, matched: np.ndarray) -> np.ndarray:
         """Tracked tracks left against the low-score detections on IoU alone (threshold 0.5, ByteTrack's); returns
