@@ -4,10 +4,13 @@ A tracker on arrays (utils/array_tracker.py) takes a few milliseconds a frame, t
 detected once (bench/tracker_speed.py's `detections`), and every combination of the --set values runs the tracker
 over those detections and is scored as bench/track.py scores detect.py's tracks (unique heads, crossings of a
 horizontal and a vertical line, HOTA, IDF1; detect.py's counting rules). The default videos are the held-out seeds
-(21-23): choose settings there, then check them on the benchmark's (11-13) with bench/track.py.
+(21-23): choose settings there, then check them on the benchmark's (11-13) with bench/track.py. Detections are kept
+on disk (bench/tracker_speed.py's `detections`), so a second sweep on the same videos and checkpoint starts at once.
+`--oracle` tracks the ground-truth boxes instead: what a setting costs with a perfect detector.
 
 Usage:
     python bench/track_sweep.py --weights best.pt --set match_thresh=0.6,0.7,0.8 --set inertia=0.1,0.2,0.4
+    python bench/track_sweep.py --oracle --set new_track_max_iou=0.05,0.2 --set relink_dist=none,1
 """
 
 from __future__ import annotations
@@ -61,6 +64,13 @@ def parse_opt() -> argparse.Namespace:
         default=[TRACK_CONF_MARGIN],
         help="count each setting's tracks with --min-track-conf = count threshold + each margin",
     )
+    p.add_argument(
+        "--cross-frames",
+        type=int,
+        nargs="+",
+        default=[CROSS_FRAMES],
+        help="count each setting's crossings with each of these --cross-frames values",
+    )
     p.add_argument("--videos", nargs="+", default=list(HELD_OUT), metavar="PEOPLE:SEED", help="generated videos")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "track_sweep.csv"))
     opt = p.parse_args()
@@ -113,10 +123,11 @@ def main(opt: argparse.Namespace):
         frames = gt_detections(gt, n, (opt.size, opt.size)) if opt.oracle else detections(predictor, frames_dir)
         for setting in settings(opt.set):
             found = tracks(IterableSimpleNamespace(**{**fitted, **setting}), frames)
-            for m in opt.track_conf_margins:
-                rules = {"min_track_conf": count_conf + m, "cross_frames": CROSS_FRAMES}
+            for m, k in itertools.product(opt.track_conf_margins, opt.cross_frames):
+                rules = {"min_track_conf": count_conf + m, "cross_frames": k}
                 score = score_sequence(gt, found, n, lines_for(opt.size), 5, **rules)
                 name = str(setting or "fitted") + ("" if m == TRACK_CONF_MARGIN else f", margin {m:g}")
+                name += "" if k == CROSS_FRAMES else f", cross frames {k}"
                 rows.append({"video": seq.name, "setting": name, **score})
                 print({k: rows[-1][k] for k in ("video", "setting", *SHOWN)}, flush=True)
     table = pd.DataFrame(rows)

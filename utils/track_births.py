@@ -10,7 +10,9 @@ same frame by more than `new_track_max_iou` (a tracker YAML key; without it, Ult
 sets utils/tracking.py's NEW_TRACK_MAX_IOU). A head entering across the frame edge touches no tracked head; one
 coming out from behind another starts its track once clear of it, unless its own lost track picks it up first.
 On held-out generated videos, lowering the limit from 0.3 to 0.05 left 1-3 % of the people without any track and
-removed a third of the extra tracks (BENCHMARKS.md, session 12).
+removed a third of the extra tracks (BENCHMARKS.md, session 12); but with the true boxes as detections 0.05 also
+blocks real neighbours (-13 % unique heads on a dense video). Since utils/array_tracker.py continues lost tracks
+from the detections that could start one (`relink_dist`), the limit is 0.2 (session 16).
 """
 
 from __future__ import annotations
