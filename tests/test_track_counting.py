@@ -160,3 +160,28 @@ def test_band_ignores_a_wobble_on_the_line_and_keeps_real_crossings():
     assert [f.crossings.tolist() for f in frames] == [[[0, 0]], [[1, 0]], [[1, 0]], [[2, 0]]]  # 2 is 6 px each side
     with pytest.raises(ValueError, match="band must be >= 0"):
         TrackCounter(band=-0.1)
+
+
+def test_end_counts_the_crossings_still_settling_in_the_last_frame():
+    """settle 3. Track 1 crosses down and is seen twice below the line when the video ends: no crossing before `end`,
+    one in after it. Track 2 crosses and comes back, 3 crosses and is lost before the end, 4 crosses beyond the
+    line's right end, 5 crosses up and settles (one out either way): `end` adds nothing for them, nor a second time."""
+    tc, frames = run(
+        {
+            1: [(10, 40), (10, 40), (10, 40), (10, 60), (10, 70)],
+            2: [(20, 40), (20, 40), (20, 60), (20, 65), (20, 40)],
+            3: [(30, 40), (30, 60), (30, 65), None, None],
+            4: [(150, 40), (150, 40), (150, 40), (150, 60), (150, 70)],
+            5: [(40, 60), (40, 40), (40, 35), (40, 30), (40, 30)],
+        },
+        settle=3,
+    )
+    assert frames[-1].crossings.tolist() == [[0, 1]]
+    tc.end()
+    assert tc.crossings.tolist() == [[1, 1]]
+    tc.end()
+    assert tc.crossings.tolist() == [[1, 1]] and tc.summary()["lines"][0] == {
+        "points": LINE.tolist(),
+        "in": 1,
+        "out": 1,
+    }

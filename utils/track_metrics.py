@@ -128,6 +128,7 @@ def count_tracks(
     conf = df["conf"].to_numpy() if "conf" in df else np.ones(len(df))
     for rows in _rows_by_frame(df, frames):
         counter.update(ids[rows], boxes[rows], conf[rows])
+    counter.end()
     return counter.summary()
 
 

@@ -219,6 +219,7 @@ class VideoTracking:
         counter = self.counters.get(key)
         if counter is None or not counter.frames:
             return None
+        counter.end()
         summary = self.summaries[key] = counter.summary()
         rule = f"tracks of >= {self.min_track_frames} frames, mean score >= {self.min_track_conf:.3g}"
         parts = [f"{summary['unique_heads']} unique heads ({rule})"]
