@@ -12,7 +12,9 @@ duplicate removal, even its keeping a track removed for age one more frame) are 
 `BYTETracker.update`; OC-SORT: `OCSORT`'s OCM, OCR and ORU), and tests/test_array_tracker.py checks frame by frame
 that the outputs equal Ultralytics' trackers'. The Kalman prediction is `KalmanFilterXYAH.multi_predict` to the bit,
 the correction utils/batched_tracker.py's `multi_update`, the solver Ultralytics' lapjv; new tracks skip a tracked
-head's duplicate boxes as utils/track_births.py describes.
+head's duplicate boxes as utils/track_births.py describes. One stage is ours alone (`relink_dist`, off when absent,
+so the tests compare with it off): a detection that would start a track continues a lost track whose predicted centre
+is near instead (`ArrayBYTETracker._relink`).
 """
 
 from __future__ import annotations
