@@ -2,7 +2,7 @@
 
 Usage:
     python data/prepare.py scut-head --src datasets/SCUT_HEAD_Part_A --dst datasets/SCUT_HEAD_Part_A_yolo
-    python data/prepare.py crohd --src datasets/HT21 --dst datasets/HT21_yolo --val-seqs HT21-04
+    python data/prepare.py crohd --src datasets/HT21 --dst datasets/HT21_yolo --val-seqs HT21-04 --frame-step 5
     python data/prepare.py gta-head --src datasets/GTA_Head --dst datasets/GTA_Head_yolo
 
 Images are symlinked by default (--link hardlink or copy to change); the source is never modified; re-running
@@ -32,17 +32,22 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dst", type=Path, required=True, help="output folder (new, empty or an earlier output)")
     parser.add_argument("--link", choices=LINK_MODES, default="symlink", help="how images are placed in --dst")
     parser.add_argument("--val-seqs", nargs="*", help="crohd/gta-head: training sequences held out as val")
+    parser.add_argument(
+        "--frame-step", type=int, help="crohd/gta-head: convert every Nth frame of each sequence (default 1: all)"
+    )
     return parser.parse_args(argv)
 
 
 def main(opt: argparse.Namespace) -> int:
     """Run the conversion and print its summary; returns the exit status (1 when the copy does not match)."""
     options = {"link": opt.link}
-    if opt.val_seqs is not None:
+    for flag, key, value in (("--val-seqs", "val_seqs", opt.val_seqs), ("--frame-step", "frame_step", opt.frame_step)):
+        if value is None:
+            continue
         if opt.dataset == "scut-head":
-            print("--val-seqs applies to crohd and gta-head only", file=sys.stderr)
+            print(f"{flag} applies to crohd and gta-head only", file=sys.stderr)
             return 2
-        options["val_seqs"] = tuple(opt.val_seqs)
+        options[key] = tuple(value) if key == "val_seqs" else value
     try:
         report = convert(opt.dataset, opt.src, opt.dst, **options)
     except (DatasetLayoutError, FileExistsError, ValueError) as e:

@@ -296,6 +296,30 @@ def test_crohd_rows_classes_and_split_by_sequence(tmp_path: Path):
     assert (cfg["train"], cfg["val"], "test" in cfg) == ("images/train", "images/val", False)
 
 
+def test_frame_step_keeps_every_nth_frame_and_its_rows_only(tmp_path: Path):
+    """Frames 1-7 with one head each (x = 10 * frame), frame 9 annotated but without an image: frame_step 3 converts
+    frames 1, 4 and 7 with their own heads; the rows of the stepped-over frames are neither written nor reported, the
+    row of the missing frame still is; the CLI passes --frame-step and refuses it for SCUT-Head and below 1."""
+    gt = "".join(f"{k},1,{10 * k},10,10,10,1,1,1\n" for k in (*range(1, 8), 9))
+    raw = tmp_path / "HT21"
+    make_seq(raw / "train", "HT21-01", 7, gt=gt)
+    src_before = tree_digest(raw)
+    r = convert_crohd(raw, tmp_path / "out", val_seqs=(), frame_step=3)
+    names = sorted(os.listdir(tmp_path / "out/labels/train"))
+    assert names == ["HT21-01_000001.txt", "HT21-01_000004.txt", "HT21-01_000007.txt"]
+    for k in (1, 4, 7):
+        np.testing.assert_allclose(labels(tmp_path / "out", "train", f"HT21-01_{k:06d}.txt")[:, 1], [(10 * k + 5) / 160])
+    assert r.boxes["written"] == 3 and r.boxes["frame without image"] == 1
+    assert any("frame step 3" in n for n in r.notes) and tree_digest(raw) == src_before
+    with pytest.raises(ValueError, match="frame step must be a whole number >= 1, got 0"):
+        convert_crohd(raw, tmp_path / "out0", frame_step=0)
+    argv = ["crohd", "--src", str(raw), "--dst", str(tmp_path / "cli"), "--val-seqs", "--frame-step", "2"]
+    assert prepare.main(prepare.parse_opt(argv)) == 0
+    assert len(os.listdir(tmp_path / "cli/labels/train")) == 4  # frames 1, 3, 5, 7
+    argv = ["scut-head", "--src", str(raw), "--dst", str(tmp_path / "s"), "--frame-step", "2"]
+    assert prepare.main(prepare.parse_opt(argv)) == 2
+
+
 def test_mot_bad_rows_and_missing_seqinfo(tmp_path: Path):
     """A non-numeric row and a row for a missing frame are dropped with one line naming gt.txt; no seqinfo.ini falls
     back to the frame size with one line naming it; every other row and sequence is converted."""

@@ -27,7 +27,11 @@ OUT_OF_FRAME, MIN_OUT_OF_FRAME = 0.05, 5  # more boxes entirely outside the fram
 
 
 def convert_crohd(
-    src: str | Path, dst: str | Path, link: str = "symlink", val_seqs: tuple[str, ...] | None = None
+    src: str | Path,
+    dst: str | Path,
+    link: str = "symlink",
+    val_seqs: tuple[str, ...] | None = None,
+    frame_step: int = 1,
 ) -> Report:
     """Convert CroHD (HT21) into YOLO labels: train sequences with ground truth, val held out by sequence.
 
@@ -40,15 +44,21 @@ def convert_crohd(
         dst (str | Path): output folder.
         link (str): 'symlink' (default), 'hardlink' or 'copy'.
         val_seqs (tuple[str, ...] | None): training sequences moved to val; None: the last one (HT21-04).
+        frame_step (int): convert every frame_step-th frame of each sequence (its first, then every frame_step-th
+            after it): at 25 fps, neighbouring frames are near duplicates.
 
     Returns:
         (Report): the conversion report.
     """
-    return convert_mot(src, dst, "CroHD", _crohd_rows, link, val_seqs, default_val="last")
+    return convert_mot(src, dst, "CroHD", _crohd_rows, link, val_seqs, default_val="last", frame_step=frame_step)
 
 
 def convert_gta_head(
-    src: str | Path, dst: str | Path, link: str = "symlink", val_seqs: tuple[str, ...] | None = None
+    src: str | Path,
+    dst: str | Path,
+    link: str = "symlink",
+    val_seqs: tuple[str, ...] | None = None,
+    frame_step: int = 1,
 ) -> Report:
     """Convert GTA_Head (MOTChallenge layout, 24 train and 11 test sequences of 1920x1080 frames) into YOLO labels.
 
@@ -60,11 +70,12 @@ def convert_gta_head(
         dst (str | Path): output folder.
         link (str): 'symlink' (default), 'hardlink' or 'copy'.
         val_seqs (tuple[str, ...] | None): training sequences moved to val; None: no val split (val uses test).
+        frame_step (int): convert every frame_step-th frame of each sequence (as `convert_crohd`).
 
     Returns:
         (Report): the conversion report.
     """
-    return convert_mot(src, dst, "GTA_Head", _gta_rows, link, val_seqs, default_val="none")
+    return convert_mot(src, dst, "GTA_Head", _gta_rows, link, val_seqs, default_val="none", frame_step=frame_step)
 
 
 def convert_mot(
@@ -75,6 +86,7 @@ def convert_mot(
     link: str,
     val_seqs: tuple[str, ...] | None,
     default_val: str,
+    frame_step: int = 1,
 ) -> Report:
     """Shared MOT conversion: find sequences, read frames and gt, move val sequences, write every split.
 
@@ -86,10 +98,14 @@ def convert_mot(
         link (str): 'symlink', 'hardlink' or 'copy'.
         val_seqs (tuple[str, ...] | None): training sequences moved to val; None: default_val decides.
         default_val (str): 'last' (hold out the last training sequence) or 'none'.
+        frame_step (int): convert each sequence's first frame and every frame_step-th after it; the ground truth of
+            the frames in between is left out with them.
 
     Returns:
         (Report): the conversion report.
     """
+    if isinstance(frame_step, bool) or not isinstance(frame_step, int) or frame_step < 1:
+        raise ValueError(f"frame step must be a whole number >= 1, got {frame_step!r}")
     src = Path(src)
     seqs = find_sequences(src)
     train = [s.name for s in seqs.get("train", [])]
@@ -106,11 +122,13 @@ def convert_mot(
     for split in (s for s in SPLIT_DIRS if s in by_split):
         data = SplitData(lines=np.zeros(0, dtype=np.int64))
         for seq in by_split[split]:
-            _read_sequence(seq, rows, data, report)
+            _read_sequence(seq, rows, data, report, frame_step)
         if data.images:  # each sequence left out was already reported
             out.write_split(split, data, report)
     if val_seqs:
         report.note(f"val split: sequences {', '.join(val_seqs)} (held out from train by sequence, never by frame)")
+    if frame_step > 1:
+        report.note(f"frame step {frame_step}: each sequence's first frame and every {frame_step}th after it converted")
     out.finish(report)
     return report
 
@@ -210,8 +228,9 @@ def _gta_rows(df: pd.DataFrame, gt: Path, report: Report) -> np.ndarray:
     return ~zero
 
 
-def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -> None:
-    """Append one sequence's frames and kept boxes to data; problems are reported, layout mismatches raise."""
+def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report, frame_step: int = 1) -> None:
+    """Append one sequence's frames (its first and every frame_step-th after it) and their kept boxes to data;
+    problems are reported, layout mismatches raise."""
     gt = next((g for g in (seq / "gt" / "gt.txt", seq / "gt.txt") if g.is_file()), None)
     if gt is None:
         if seq.parent.name.lower() == "test":
@@ -220,6 +239,8 @@ def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -
             report.skip(seq / "gt" / "gt.txt", "ground truth missing: sequence not converted")
         return
     img_dir, frames = _frames(seq, report)
+    stepped = {i for i in frames if (i - min(frames)) % frame_step} if frames else set()  # left out by the step
+    frames = {i: p for i, p in frames.items() if i not in stepped}
     checks = {i: check_image(p) for i, p in frames.items()}  # every frame: one bad file must not stop the rest
     for i, c in checks.items():
         if c.problem:
@@ -230,6 +251,7 @@ def _read_sequence(seq: Path, rows: Callable, data: SplitData, report: Report) -
         return
     w, h = _frame_size(seq, checks[min(frames)].size, report)
     df = read_gt(gt, report)
+    df = df[~df["frame"].isin(stepped)]  # their rows go with them, before any row is counted
     df = df[rows(df, gt, report)]
     xyxy = df[["left", "top", "width", "height"]].to_numpy()
     xyxy[:, 2:] += xyxy[:, :2]
