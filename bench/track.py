@@ -42,7 +42,7 @@ from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
 from utils.array_tracker import fast_tracker  # noqa: E402
 from utils.checkpoint import read_train_args  # noqa: E402
-from utils.mot import read_mot  # noqa: E402
+from utils.mot import read_mot, rows_by_frame  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
 from utils.track_eval import score_sequence, sequence_frames, track_sequence  # noqa: E402
 from utils.track_metrics import gt_heads  # noqa: E402
@@ -110,9 +110,8 @@ def lines_for(size: int) -> list[np.ndarray]:
 def gt_detections(gt: pd.DataFrame, n: int, shape: tuple[int, int]) -> list[Boxes]:
     """The ground-truth boxes of the visible heads (score 0.9) of frames 1..n, as a detector would hand them over."""
     seen = gt[gt["vis"] > 0]
-    per_frame = [seen[seen["frame"] == k][["x1", "y1", "x2", "y2"]].to_numpy() for k in range(1, n + 1)]
-    rows = [np.column_stack([b, np.full(len(b), 0.9), np.zeros(len(b))]).reshape(-1, 6) for b in per_frame]
-    return [Boxes(r.astype(np.float32), shape) for r in rows]
+    data = np.column_stack([seen[["x1", "y1", "x2", "y2"]].to_numpy(), np.full(len(seen), 0.9), np.zeros(len(seen))])
+    return [Boxes(data[rows].astype(np.float32), shape) for rows in rows_by_frame(seen, n)]
 
 
 def tracks(cfg: IterableSimpleNamespace, frames: list[Boxes]) -> pd.DataFrame:

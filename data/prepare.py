@@ -40,14 +40,13 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(opt: argparse.Namespace) -> int:
     """Run the conversion and print its summary; returns the exit status (1 when the copy does not match)."""
-    options = {"link": opt.link}
-    for flag, key, value in (("--val-seqs", "val_seqs", opt.val_seqs), ("--frame-step", "frame_step", opt.frame_step)):
-        if value is None:
-            continue
-        if opt.dataset == "scut-head":
-            print(f"{flag} applies to crohd and gta-head only", file=sys.stderr)
-            return 2
-        options[key] = tuple(value) if key == "val_seqs" else value
+    video = {"val_seqs": None if opt.val_seqs is None else tuple(opt.val_seqs), "frame_step": opt.frame_step}
+    video = {k: v for k, v in video.items() if v is not None}  # the MOT converters' options that were given
+    if video and opt.dataset == "scut-head":
+        flags = " and ".join("--" + k.replace("_", "-") for k in video)
+        print(f"{flags} applies to crohd and gta-head only", file=sys.stderr)
+        return 2
+    options = {"link": opt.link, **video}
     try:
         report = convert(opt.dataset, opt.src, opt.dst, **options)
     except (DatasetLayoutError, FileExistsError, ValueError) as e:

@@ -221,9 +221,7 @@ def _visibility(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, 
     f = (np.arange(VIS_GRID) + 0.5) / VIS_GRID
     gx, gy = x1[:, None] + f * (x2 - x1)[:, None], y1[:, None] + f * (y2 - y1)[:, None]  # (m, G) each
     # pairs (i, j), j drawn after i, whose boxes overlap: only these can hide points
-    i, j = np.nonzero(
-        np.triu((x1[:, None] < x2) & (x2[:, None] > x1) & (y1[:, None] < y2) & (y2[:, None] > y1), k=1)
-    )
+    i, j = np.nonzero(np.triu((x1[:, None] < x2) & (x2[:, None] > x1) & (y1[:, None] < y2) & (y2[:, None] > y1), k=1))
     hidden_x = (gx[i] > x1[j, None]) & (gx[i] < x2[j, None])  # (pairs, G)
     hidden_y = (gy[i] > y1[j, None]) & (gy[i] < y2[j, None])
     hidden = np.zeros((m, VIS_GRID, VIS_GRID), bool)

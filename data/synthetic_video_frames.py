@@ -19,7 +19,7 @@ import numpy as np
 from data.synthetic import cached_set, yolo_lines
 from data.synthetic_video import make_crowd_video
 from utils import CACHE_DIR
-from utils.mot import read_mot
+from utils.mot import read_mot, rows_by_frame
 
 VERSION = 1  # bump when the output changes, so cached sets are regenerated
 
@@ -47,15 +47,16 @@ def write_frames(seq: Path, root: Path, split: str, frames: int, step: int, size
     """
     gt = read_mot(seq / "gt" / "gt.txt")
     gt = gt[gt["vis"] > 0]
+    boxes, per_frame = gt[["x1", "y1", "x2", "y2"]].to_numpy(), rows_by_frame(gt, frames)
     for frame in range(1, frames + 1, step):
         name = f"{seq.name}_{frame:06d}"
         shutil.copyfile(seq / "img1" / f"{frame:06d}.jpg", root / "images" / split / f"{name}.jpg")
-        boxes = gt.loc[gt["frame"] == frame, ["x1", "y1", "x2", "y2"]].to_numpy()
-        (root / "labels" / split / f"{name}.txt").write_text(yolo_lines(boxes, size))
+        (root / "labels" / split / f"{name}.txt").write_text(yolo_lines(boxes[per_frame[frame - 1]], size))
 
 
 def generate(root: Path, videos: list[tuple[str, int, int]], frames: int, step: int, size: int) -> None:
-    """Draw each video into root/videos, copy its kept frames and labels into root/{images,labels}/<split>, delete it."""
+    """Draw each video into root/videos, copy its kept frames and labels into root/{images,labels}/<split>, delete
+    it."""
     for split in ("train", "val"):
         for sub in ("images", "labels"):
             shutil.rmtree(root / sub / split, ignore_errors=True)  # a set interrupted earlier must not leave frames

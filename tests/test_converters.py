@@ -308,7 +308,8 @@ def test_frame_step_keeps_every_nth_frame_and_its_rows_only(tmp_path: Path):
     names = sorted(os.listdir(tmp_path / "out/labels/train"))
     assert names == ["HT21-01_000001.txt", "HT21-01_000004.txt", "HT21-01_000007.txt"]
     for k in (1, 4, 7):
-        np.testing.assert_allclose(labels(tmp_path / "out", "train", f"HT21-01_{k:06d}.txt")[:, 1], [(10 * k + 5) / 160])
+        x_centre = labels(tmp_path / "out", "train", f"HT21-01_{k:06d}.txt")[:, 1]
+        np.testing.assert_allclose(x_centre, [(10 * k + 5) / 160])
     assert r.boxes["written"] == 3 and r.boxes["frame without image"] == 1
     assert any("frame step 3" in n for n in r.notes) and tree_digest(raw) == src_before
     with pytest.raises(ValueError, match="frame step must be a whole number >= 1, got 0"):

@@ -120,3 +120,12 @@ def test_seqinfo_frame_rate(tmp_path):
     (tmp_path / "seq" / "seqinfo.ini").write_text("[Sequence]\nname=seq\nframeRate=12\n")
     assert seqinfo_frame_rate(tmp_path / "seq" / "img1") == 12.0
     assert seqinfo_frame_rate(tmp_path) is None
+
+
+def test_rows_by_frame_by_hand():
+    """Rows out of frame order come back per frame 1..3 in their original order; frame 2 has none; frame 5 lies past
+    the last frame asked for and is in no list."""
+    from utils.mot import rows_by_frame
+
+    df = pd.DataFrame({"frame": [3, 1, 3, 5, 1]})
+    assert [r.tolist() for r in rows_by_frame(df, 3)] == [[1, 4], [], [0, 2]]

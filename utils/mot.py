@@ -7,6 +7,7 @@ the detection confidence and -1 for the last three columns, as the MOTChallenge 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,11 @@ def seqinfo_frame_rate(frames_dir: str | Path) -> float | None:
         except (KeyError, ValueError):
             continue
     return None
+
+
+def rows_by_frame(df: pd.DataFrame, frames: int) -> list[np.ndarray]:
+    """Positional row indices of each frame 1..frames, from one sort of the frame column."""
+    f = df["frame"].to_numpy()
+    order = np.argsort(f, kind="stable")
+    bounds = np.searchsorted(f[order], np.arange(1, frames + 2))
+    return [order[a:b] for a, b in itertools.pairwise(bounds)]

@@ -239,7 +239,8 @@ class TrackCounter:
         self._at[li, ids[ni]] = c[ni]
 
     def _through(self, p: np.ndarray, q: np.ndarray, li: np.ndarray | None = None) -> np.ndarray:
-        """Whether each step from `p` to `q` (L, N, 2), or (K, 2) on lines `li`, passes between its line's end points."""
+        """Whether each step from `p` to `q` (L, N, 2), or (K, 2) on lines `li`, passes between its line's end
+        points."""
         a, d = self.lines[:, None, 0], (self.lines[:, 1] - self.lines[:, 0])[:, None]
         if li is not None:
             a, d = a[li, 0], d[li, 0]

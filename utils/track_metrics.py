@@ -15,6 +15,7 @@ import pandas as pd
 from trackeval.metrics import CLEAR, HOTA, Identity
 from ultralytics.utils.metrics import bbox_ioa
 
+from utils.mot import rows_by_frame
 from utils.track_counting import TrackCounter
 
 HT21_HEADS = (1, 2, 4)  # gt classes that are heads (data/converters/mot.py); 3 marks regions to ignore
@@ -43,7 +44,7 @@ def sequence_data(gt: pd.DataFrame, pred: pd.DataFrame, frames: int) -> dict:
     """
     gt_ids, gt_index = np.unique(gt["id"].to_numpy(), return_inverse=True)
     tr_ids, tr_index = np.unique(pred["id"].to_numpy(), return_inverse=True)
-    g_by, t_by = _rows_by_frame(gt, frames), _rows_by_frame(pred, frames)
+    g_by, t_by = rows_by_frame(gt, frames), rows_by_frame(pred, frames)
     g_box, t_box = gt[["x1", "y1", "x2", "y2"]].to_numpy(), pred[["x1", "y1", "x2", "y2"]].to_numpy()
     data = {"gt_ids": [], "tracker_ids": [], "similarity_scores": []}
     for g, t in zip(g_by, t_by):  # one IoU matrix per frame
@@ -58,14 +59,6 @@ def sequence_data(gt: pd.DataFrame, pred: pd.DataFrame, frames: int) -> dict:
         num_tracker_dets=len(pred),
     )
     return data
-
-
-def _rows_by_frame(df: pd.DataFrame, frames: int) -> list[np.ndarray]:
-    """Row indices of each frame 1..frames."""
-    f = df["frame"].to_numpy()
-    order = np.argsort(f, kind="stable")
-    bounds = np.searchsorted(f[order], np.arange(1, frames + 2))
-    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def score_tracks(gt: pd.DataFrame, pred: pd.DataFrame, frames: int) -> dict[str, float]:
@@ -126,7 +119,7 @@ def count_tracks(
     counter = TrackCounter(lines=lines, min_frames=min_frames, band=band, min_conf=min_conf, settle=settle)
     boxes, ids = df[["x1", "y1", "x2", "y2"]].to_numpy(), df["id"].to_numpy()
     conf = df["conf"].to_numpy() if "conf" in df else np.ones(len(df))
-    for rows in _rows_by_frame(df, frames):
+    for rows in rows_by_frame(df, frames):
         counter.update(ids[rows], boxes[rows], conf[rows])
     counter.end()
     return counter.summary()

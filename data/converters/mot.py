@@ -128,7 +128,7 @@ def convert_mot(
     if val_seqs:
         report.note(f"val split: sequences {', '.join(val_seqs)} (held out from train by sequence, never by frame)")
     if frame_step > 1:
-        report.note(f"frame step {frame_step}: each sequence's first frame and every {frame_step}th after it converted")
+        report.note(f"frame step {frame_step}: one frame in {frame_step} converted per sequence, from its first")
     out.finish(report)
     return report
 
