@@ -4,8 +4,9 @@ Each video's frames are detected once (the counting predictor at the checkpoint'
 low-score threshold of the fitted ByteTrack YAML, so one pass serves every tracker); then each tracker YAML, fitted to
 the count threshold as detect.py fits it, runs over those detections as Ultralytics' tracker (with our duplicate-birth
 rule, utils/track_births.py, so that both sides follow the same YAML) and as detect.py's twin
-(`utils.array_tracker.fast_tracker`), alternately, --repeats times each. Reported: milliseconds per frame of each
-(fastest repeat), their ratio, and whether the twin's outputs equal Ultralytics' in every frame (boxes, IDs, scores).
+(`utils.array_tracker.fast_tracker`) with relinking off (`relink_dist`, ours alone), alternately, --repeats times
+each. Reported: milliseconds per frame of each (fastest repeat), their ratio, whether the twin's outputs equal
+Ultralytics' in every frame (boxes, IDs, scores), and the twin's time as detect.py runs it, relinking on.
 
 Usage:
     python bench/tracker_speed.py --weights runs/train/synth320_align/weights/best.pt
@@ -86,14 +87,17 @@ def run(tracker, frames: list) -> tuple[float, list[np.ndarray]]:
 
 
 def compare(cfg, frames: list, repeats: int) -> dict:
-    """Ultralytics' tracker of the YAML's type (with our birth rule) against its twin, alternately."""
+    """Ultralytics' tracker of the YAML's type (with our birth rule) against its twin with relinking off (the same
+    algorithm), and the twin as detect.py runs it (the YAML's `relink_dist`), alternately."""
     stock = type("Stock", (DuplicateBirths, TRACKER_MAP[cfg.tracker_type]), {})
-    times = {"ultralytics": [], "ours": []}
+    same_algorithm = IterableSimpleNamespace(**{**vars(cfg), "relink_dist": None})  # relinking is ours alone
+    times = {"ultralytics": [], "ours": [], "ours_shipped": []}
     for _ in range(repeats):
-        t_stock, a = run(stock(args=cfg), frames)
-        twin = fast_tracker(TRACKER_MAP[cfg.tracker_type](args=cfg))
+        t_stock, a = run(stock(args=same_algorithm), frames)
+        twin = fast_tracker(TRACKER_MAP[cfg.tracker_type](args=same_algorithm))
         t_ours, b = run(twin, frames)
-        times["ultralytics"].append(t_stock), times["ours"].append(t_ours)
+        t_shipped, _ = run(fast_tracker(TRACKER_MAP[cfg.tracker_type](args=cfg)), frames)
+        times["ultralytics"].append(t_stock), times["ours"].append(t_ours), times["ours_shipped"].append(t_shipped)
     same = all(x.shape == y.shape and np.allclose(x, y, rtol=1e-6, atol=1e-4) for x, y in zip(a, b))
     ms = {k: 1000 * min(v) for k, v in times.items()}
     return {
@@ -102,6 +106,7 @@ def compare(cfg, frames: list, repeats: int) -> dict:
         "ours_ms": ms["ours"],
         "speedup": ms["ultralytics"] / ms["ours"],
         "identical": same,
+        "ours_shipped_ms": ms["ours_shipped"],
     }
 
 
@@ -119,8 +124,7 @@ def main(opt: argparse.Namespace):
         frames = detections(predictor, sequence_frames(seq)[0])
         for name in opt.trackers:
             path, _ = fit_thresholds(find_tracker(name), predictor.count_conf, dest / Path(name).name)
-            # generated videos: no camera motion; relinking lost tracks is ours alone, off so both run one algorithm
-            cfg = IterableSimpleNamespace(**{**YAML.load(path), "gmc_method": "none", "relink_dist": None})
+            cfg = IterableSimpleNamespace(**{**YAML.load(path), "gmc_method": "none"})  # generated: no camera motion
             row = {"video": seq.name, "detections_per_frame": np.mean([len(f) for f in frames]), "tracker": name}
             rows.append({**row, **compare(cfg, frames, opt.repeats)})
             print(rows[-1], flush=True)
