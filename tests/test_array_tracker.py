@@ -1,6 +1,6 @@
 """utils/array_tracker.py: ByteTrack and OC-SORT on arrays give Ultralytics' outputs frame by frame on a hard crowd
-(missed heads, duplicate boxes, tracks lost and found again, tracks removed for age); its Kalman prediction and
-OC-SORT directions against Ultralytics' and hand-computed values."""
+(missed heads, duplicate boxes, tracks lost and found again, tracks removed for age); OC-SORT's directions against
+hand-computed values."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
 from ultralytics.utils import YAML, IterableSimpleNamespace
 
 from data.synthetic_video import crowd_tracks
-from utils.array_tracker import NO_FRAME, ArrayBYTETracker, ArrayOCSORT, assign, fast_tracker, predict
+from utils.array_tracker import NO_FRAME, ArrayBYTETracker, ArrayOCSORT, assign, fast_tracker
 from utils.batched_tracker import BatchedBOTSORT
 from utils.track_births import DuplicateBirths
 from utils.tracking import find_tracker, fit_thresholds
@@ -67,16 +67,6 @@ def test_array_trackers_give_ultralytics_outputs(name, stock, ours, settings, tm
             seen.setdefault(i, []).append(k)
     assert max(np.diff(f).max(initial=0) for f in seen.values()) > 2  # found again after missing 2+ frames
     assert len(a.removed_ids) > 50
-
-
-def test_predict_is_ultralytics_multi_predict():
-    """Random states: the same means and covariances as KalmanFilterXYAH.multi_predict, to the bit."""
-    kf, rng = KalmanFilterXYAH(), np.random.default_rng(0)
-    mean = rng.uniform(5, 50, (9, 8))
-    a = rng.normal(size=(9, 8, 8))
-    cov = a @ a.transpose(0, 2, 1)
-    ours, theirs = predict(kf, mean, cov), kf.multi_predict(mean, cov)
-    assert (ours[0] == theirs[0]).all() and (ours[1] == theirs[1]).all()
 
 
 def test_directions_by_hand(tmp_path):

@@ -10,9 +10,9 @@ histories and directions), each association stage prices only the track-detectio
 thresholds, the list orders that decide IDs and output order, and the end-of-frame bookkeeping (`merge_track_pools`,
 duplicate removal, even its keeping a track removed for age one more frame) are Ultralytics' (ByteTrack:
 `BYTETracker.update`; OC-SORT: `OCSORT`'s OCM, OCR and ORU), and tests/test_array_tracker.py checks frame by frame
-that the outputs equal Ultralytics' trackers'. The Kalman prediction is `KalmanFilterXYAH.multi_predict` to the bit,
-the correction utils/batched_tracker.py's `multi_update`, the solver Ultralytics' lapjv; new tracks skip a tracked
-head's duplicate boxes as utils/track_births.py describes. One stage is ours alone (`relink_dist`, off when absent,
+that the outputs equal Ultralytics' trackers'. The Kalman filter is Ultralytics' computed on each covariance's 2x2
+blocks, to the bit (utils/block_kalman.py), the solver Ultralytics' lapjv; new tracks skip a tracked head's duplicate
+boxes as utils/track_births.py describes. One stage is ours alone (`relink_dist`, off when absent,
 so the tests compare with it off): a detection that would start a track continues a lost track whose predicted centre
 is near instead (`ArrayBYTETracker._relink`).
 """
@@ -29,11 +29,11 @@ from ultralytics.trackers.utils import matching
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
 from ultralytics.utils.ops import ltwh2xyxy, xywh2ltwh, xyxy2ltwh
 
-from utils.batched_tracker import BatchedBOTSORT, direction_cost, measurements, multi_update
+from utils.batched_tracker import BatchedBOTSORT, direction_cost, measurements
+from utils.block_kalman import initiate, predict, update
 from utils.box_pairs import overlapping_pairs
 from utils.track_births import unique_births
 
-DIAG8 = np.arange(8)
 NO_FRAME = -(2**40)  # an empty slot of the observation history
 REMOVED_BUFFER = 1000  # removed tracks remembered (`merge_track_pools`' removed_buffer)
 
@@ -64,36 +64,6 @@ def xyxy_of(mean: np.ndarray) -> np.ndarray:
     w = mean[:, 2] * mean[:, 3]
     x1, y1 = mean[:, 0] - w / 2, mean[:, 1] - mean[:, 3] / 2
     return np.stack([x1, y1, x1 + w, y1 + mean[:, 3]], 1)
-
-
-def initiate(kf: KalmanFilterXYAH, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`kf.initiate` for N measurements (N, 4): means (N, 8) and diagonal covariances (N, 8, 8)."""
-    z = z.astype(np.float64)
-    h, p, v = z[:, 3], kf._std_weight_position, kf._std_weight_velocity
-    std = np.stack(
-        [2 * p * h, 2 * p * h, np.full_like(h, 1e-2), 2 * p * h]
-        + [10 * v * h, 10 * v * h, np.full_like(h, 1e-5), 10 * v * h],
-        1,
-    )
-    cov = np.zeros((len(z), 8, 8))
-    cov[:, DIAG8, DIAG8] = np.square(std)
-    return np.concatenate([z, np.zeros_like(z)], 1), cov
-
-
-def predict(kf: KalmanFilterXYAH, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`kf.multi_predict` (N, 8), (N, 8, 8) with its noise model and unit time step, to the bit, in a few array
-    operations: Ultralytics' builds the noise with Python lists, a cost that counts when ORU predicts a handful of
-    tracks once per missed frame."""
-    p, v = kf._std_weight_position, kf._std_weight_velocity
-    std = mean[:, 3:4] * np.array([p, p, 0, p, v, v, 0, v]) + np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0])  # by height
-    fp = cov.copy()  # F P F' for F = [[I, I], [0, I]] (unit time step), as the sums the matrix products make
-    fp[:, :4] += cov[:, 4:]
-    fpf = fp.copy()
-    fpf[:, :, :4] += fp[:, :, 4:]
-    fpf[:, DIAG8, DIAG8] += np.square(std)
-    mean = mean.copy()
-    mean[:, :4] += mean[:, 4:]
-    return mean, fpf
 
 
 def assign(shape: tuple[int, int], pairs: tuple, thresh: float) -> tuple[np.ndarray, ...]:
@@ -161,7 +131,7 @@ class ArrayBYTETracker:
         """No track, with every field."""
         return Rows(
             id=np.zeros(0, np.int64), tracked=np.zeros(0, bool), activated=np.zeros(0, bool),
-            mean=np.zeros((0, 8)), cov=np.zeros((0, 8, 8)), score=np.zeros(0, np.float32),
+            mean=np.zeros((0, 8)), cov=np.zeros((0, 2, 2, 4)), score=np.zeros(0, np.float32),
             cls=np.zeros(0, np.float32), idx=np.zeros(0, np.float32),
             frame=np.zeros(0, np.int64), start=np.zeros(0, np.int64),
         )  # fmt: skip
@@ -295,9 +265,8 @@ class ArrayBYTETracker:
         if not len(rows):
             return
         t = self.tracks
-        t.mean[rows], t.cov[rows] = multi_update(
-            self.kalman_filter, t.mean[rows], t.cov[rows], measurements(self.kalman_filter, dets.tlwh)
-        )
+        z = measurements(self.kalman_filter, dets.tlwh)
+        t.mean[rows], t.cov[rows] = update(self.kalman_filter, t.mean[rows], t.cov[rows], z)
         t.tracked[rows] = t.activated[rows] = matched[rows] = True
         t.frame[rows] = self.frame_id
         t.score[rows], t.cls[rows], t.idx[rows] = dets.score, dets.cls, dets.idx
@@ -376,7 +345,7 @@ class ArrayOCSORT(ArrayBYTETracker):
 
     def _empty(self) -> Rows:
         """No track, with every field, OC-SORT's included."""
-        return Rows(**super()._empty().__dict__, **self._observe_births(np.zeros((0, 8)), np.zeros((0, 8, 8))))
+        return Rows(**super()._empty().__dict__, **self._observe_births(np.zeros((0, 8)), np.zeros((0, 2, 2, 4))))
 
     def _observe_births(self, mean: np.ndarray, cov: np.ndarray) -> dict:
         """New tracks' history: their initial box (from the Kalman mean, `OCSortTrack.activate`), no direction."""
@@ -446,7 +415,7 @@ class ArrayOCSORT(ArrayBYTETracker):
         mean, cov = t.saved_mean[rows], t.saved_cov[rows]
         for s, k in zip(steps - 1, (gap > steps[:, None]).sum(1)):  # the tracks still in their gap lead
             m, c = predict(kf, mean[:k], cov[:k])
-            mean[:k], cov[:k] = multi_update(kf, m, c, z[s, :k])
+            mean[:k], cov[:k] = update(kf, m, c, z[s, :k])
         t.mean[rows], t.cov[rows] = predict(kf, mean, cov)
 
     def _correct(self, rows: np.ndarray, dets: Rows, matched: np.ndarray):
