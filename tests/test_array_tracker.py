@@ -12,7 +12,6 @@ from ultralytics.trackers.bot_sort import BOTSORT
 from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.trackers.oc_sort import OCSORT
 from ultralytics.trackers.utils import matching
-from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
 from ultralytics.utils import YAML, IterableSimpleNamespace
 
 from data.synthetic_video import crowd_tracks
