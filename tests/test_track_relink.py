@@ -77,3 +77,20 @@ def test_a_duplicate_of_a_tracked_head_continues_no_lost_track(name, tmp_path):
     keys = {"relink_dist": 1.5, "new_track_max_iou": 0.2}
     assert ids(tracker(name, tmp_path, **keys), frames + [dup] * 3)[-1] == [1]
     assert ids(tracker(name, tmp_path, **keys), frames + [clear] * 3)[-1] == [1, 2]
+
+
+@pytest.mark.parametrize("name", ["bytetrack.yaml", "ocsort.yaml"])
+def test_new_track_rules_see_this_frames_corrections(name, tmp_path):
+    """The array twins correct a frame's matched tracks in batches, so the duplicate rule for new tracks must run after
+    them. A head moving down 10 px a frame stops (its track predicted 7.5 px past it, corrected to 2.2 px past it)
+    with a second box 10 px above it: IoU 0.24 with the corrected box, 0.07 with the prediction; it starts no track.
+    A head back 14 px off after 3 frames hidden is relinked (ID 1) with a second box 6 px farther: clear of the
+    track's prediction, overlapping where the relink corrected it; it starts no track either."""
+    step = [0, 10, 0, 10]
+    moving = [np.array([HEAD + np.multiply(step, k)]) for k in range(6)]
+    stop = moving[-1][0]
+    keys = {"relink_dist": None, "new_track_max_iou": 0.2}
+    assert ids(tracker(name, tmp_path, **keys), moving + [np.array([stop, stop - step])] * 3)[-3:] == [[1]] * 3
+    back = HEAD + [14, 0, 14, 0]
+    frames = occluded(14)[:8] + [np.array([back, back + [6, 0, 6, 0]])] * 3
+    assert ids(tracker(name, tmp_path, relink_dist=1.0, new_track_max_iou=0.2), frames)[-3:] == [[1]] * 3

@@ -54,9 +54,9 @@ class Rows:
         return Rows(**{k: v[idx] for k, v in self.__dict__.items()})
 
     @staticmethod
-    def cat(a: Rows, b: Rows) -> Rows:
-        """The rows of `a` followed by those of `b` (same fields)."""
-        return Rows(**{k: np.concatenate([v, b.__dict__[k]]) for k, v in a.__dict__.items()})
+    def cat(*parts: Rows) -> Rows:
+        """The rows of each part in turn (same fields)."""
+        return Rows(**{k: np.concatenate([p.__dict__[k] for p in parts]) for k in parts[0].__dict__})
 
 
 def xyxy_of(mean: np.ndarray) -> np.ndarray:
@@ -126,6 +126,7 @@ class ArrayBYTETracker:
         """Forget every track; IDs restart at 1."""
         self.frame_id, self.next_id = 0, 1
         self.tracks, self.removed_ids = self._empty(), np.zeros(0, np.int64)
+        self._queued = []  # matches whose Kalman correction waits for `_flush`
 
     def _empty(self) -> Rows:
         """No track, with every field."""
@@ -164,7 +165,9 @@ class ArrayBYTETracker:
         left = self._recover(pool[~matched[pool]], high, left, matched, was_tracked, refind)
         lost = self._second_association(pool[~matched[pool] & was_tracked[pool]], low, matched)
         left = self._confirm(unconfirmed, high, left, matched)
+        self._flush()  # the rules for new tracks look at where the matched heads are now
         left = self._relink(pool[~matched[pool]], high, left, matched, was_tracked, refind)
+        self._flush()
         born = self._births(high.take(left), matched)
         self._merge(matched, np.concatenate(refind), lost[~matched[lost]], born)
         return self._output()
@@ -206,7 +209,7 @@ class ArrayBYTETracker:
         """Pool (tracked then lost) against the high-score detections; returns the matched pool rows and the
         detections left (ascending)."""
         r, c, _, left = assign((len(pool), len(high)), self.cost(pool, high), self.args.match_thresh)
-        self._correct(pool[r], high.take(c), matched)
+        self._match(pool[r], high.take(c), matched)
         return pool[r], left
 
     def _recover(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
@@ -232,8 +235,7 @@ class ArrayBYTETracker:
         dist = np.linalg.norm((dets.xyxy[j, :2] + dets.xyxy[j, 2:]) / 2 - centre[i], axis=1) / radius[i, 0]
         r, c, _, _ = assign((len(rows), len(cand)), (i, j, 0.99 * dist), 0.99)  # assign wants costs below 1
         back = ~was_tracked[rows[r]]
-        self._re_update(rows[r][back], dets.xyxy[c][back])
-        self._correct(rows[r], dets.take(c), matched)
+        self._match(rows[r], dets.take(c), matched, back)
         refind.append(rows[r][back])
         return np.setdiff1d(left, cand[c])
 
@@ -246,7 +248,7 @@ class ArrayBYTETracker:
         if self.use_byte and len(rows) and len(low):
             i, j, iou = overlapping_pairs(xyxy_of(self.tracks.mean[rows]), low.xyxy)
             r, c, _, _ = assign((len(rows), len(low)), (i, j, 1 - iou), 0.5)
-            self._correct(rows[r], low.take(c), matched)
+            self._match(rows[r], low.take(c), matched)
         self.tracks.tracked[rows[~matched[rows]]] = False
         return rows[~matched[rows]]
 
@@ -256,18 +258,37 @@ class ArrayBYTETracker:
         if not len(unconfirmed):
             return left
         r, c, _, u = assign((len(unconfirmed), len(left)), self.cost(unconfirmed, high.take(left)), 0.7)
-        self._correct(unconfirmed[r], high.take(left[c]), matched)
+        self._match(unconfirmed[r], high.take(left[c]), matched)
         return left[u]
 
-    def _correct(self, rows: np.ndarray, dets: Rows, matched: np.ndarray):
-        """Kalman correction of tracks `rows` by their detections; they become tracked and confirmed
-        (`STrack.update` / `re_activate`)."""
+    def _match(self, rows: np.ndarray, dets: Rows, matched: np.ndarray, back: np.ndarray | None = None):
+        """Tracks `rows` matched to `dets`: they become tracked and confirmed now, their Kalman correction
+        (`STrack.update`, or `re_activate` where `back`: lost tracks found again) waits for `_flush`.
+
+        The stages up to the rules for new tracks read only unmatched tracks, so one batch per frame part does the
+        work of one correction per stage, with the same results."""
         if not len(rows):
             return
         t = self.tracks
+        t.tracked[rows] = t.activated[rows] = matched[rows] = True
+        self._queued.append((rows, dets, np.zeros(len(rows), bool) if back is None else back))
+
+    def _flush(self):
+        """Correct every queued match in one batch: re-updates across gaps first (OC-SORT), then the corrections."""
+        if not self._queued:
+            return
+        rows = np.concatenate([r for r, _, _ in self._queued])
+        dets = Rows.cat(*(d for _, d, _ in self._queued))
+        back = np.concatenate([b for _, _, b in self._queued])
+        self._queued = []
+        self._re_update(rows[back], dets.xyxy[back])
+        self._correct(rows, dets)
+
+    def _correct(self, rows: np.ndarray, dets: Rows):
+        """Kalman correction of tracks `rows` by their detections, with their score, class and index."""
+        t = self.tracks
         z = measurements(self.kalman_filter, dets.tlwh)
         t.mean[rows], t.cov[rows] = update(self.kalman_filter, t.mean[rows], t.cov[rows], z)
-        t.tracked[rows] = t.activated[rows] = matched[rows] = True
         t.frame[rows] = self.frame_id
         t.score[rows], t.cls[rows], t.idx[rows] = dets.score, dets.cls, dets.idx
 
@@ -392,8 +413,7 @@ class ArrayOCSORT(ArrayBYTETracker):
             pairs = (i, j, self._fuse(1 - iou, dets.score[j]))
             r, c, _, u = assign((len(part), len(left)), pairs, self.args.match_thresh)
             back = ~was_tracked[part[r]]
-            self._re_update(part[r][back], dets.xyxy[c][back])
-            self._correct(part[r], dets.take(c), matched)
+            self._match(part[r], dets.take(c), matched, back)
             refind.append(part[r][back])
             left = left[u]
         return left
@@ -418,12 +438,10 @@ class ArrayOCSORT(ArrayBYTETracker):
             mean[:k], cov[:k] = update(kf, m, c, z[s, :k])
         t.mean[rows], t.cov[rows] = predict(kf, mean, cov)
 
-    def _correct(self, rows: np.ndarray, dets: Rows, matched: np.ndarray):
+    def _correct(self, rows: np.ndarray, dets: Rows):
         """The Kalman correction, then the observation recorded, the state saved and the direction of motion updated
         (`OCSortTrack.update` / `re_activate`)."""
-        super()._correct(rows, dets, matched)
-        if not len(rows):
-            return
+        super()._correct(rows, dets)
         t = self.tracks
         t.obs_frame[rows] = np.concatenate([t.obs_frame[rows, 1:], np.full((len(rows), 1), self.frame_id)], 1)
         t.obs_box[rows] = np.concatenate([t.obs_box[rows, 1:], dets.xyxy[:, None]], 1)

@@ -14,54 +14,61 @@ the bit (tests/test_block_kalman.py: against `KalmanFilterXYAH.multi_predict` an
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from ultralytics.trackers.utils.kalman_filter import KalmanFilterXYAH
+
+
+def noise_std(kf: KalmanFilterXYAH, h: np.ndarray, pos: float, vel: float, aspect: tuple[float, float]) -> np.ndarray:
+    """Standard deviations (N, 2, 4) of position and velocity noise: `pos` and `vel` times the filter's weights times
+    the box heights `h` (N,), the aspect's fixed (position, velocity) values instead of scaling."""
+    scale, offset = _noise_terms(kf._std_weight_position, kf._std_weight_velocity, pos, vel, aspect)
+    return h[:, None, None] * scale + offset
+
+
+@lru_cache
+def _noise_terms(p: float, v: float, pos: float, vel: float, aspect: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    """The height factors and the fixed terms (2, 4) of `noise_std`, built once per filter and noise kind (each
+    ORU step of a lost track found again predicts and corrects)."""
+    scale = np.array([[pos * p] * 2 + [0, pos * p], [vel * v] * 2 + [0, vel * v]])
+    return scale, np.array([[0, 0, aspect[0], 0], [0, 0, aspect[1], 0]])
 
 
 def initiate(kf: KalmanFilterXYAH, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`kf.initiate` for N measurements (N, 4) x, y, aspect, height: means (N, 8) and block covariances (N, 2, 2, 4)."""
     z = z.astype(np.float64)
-    h, p, v = z[:, 3:4], kf._std_weight_position, kf._std_weight_velocity
+    var = np.square(noise_std(kf, z[:, 3], 2, 10, (1e-2, 1e-5)))
     cov = np.zeros((len(z), 2, 2, 4))
-    cov[:, 0, 0] = np.square(h * np.array([2 * p, 2 * p, 0, 2 * p]) + np.array([0, 0, 1e-2, 0]))
-    cov[:, 1, 1] = np.square(h * np.array([10 * v, 10 * v, 0, 10 * v]) + np.array([0, 0, 1e-5, 0]))
+    cov[:, 0, 0], cov[:, 1, 1] = var[:, 0], var[:, 1]
     return np.concatenate([z, np.zeros_like(z)], 1), cov
 
 
 def predict(kf: KalmanFilterXYAH, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`kf.multi_predict` (unit time step) of means (N, 8) and block covariances (N, 2, 2, 4): P' = F P F' + Q with
     F = [[I, I], [0, I]], the sums in the order the full matrix products make them."""
-    p, v = kf._std_weight_position, kf._std_weight_velocity
-    h = mean[:, 3:4]
-    q_pos = np.square(h * np.array([p, p, 0, p]) + np.array([0, 0, 1e-2, 0]))  # motion noise, scaled by height
-    q_vel = np.square(h * np.array([v, v, 0, v]) + np.array([0, 0, 1e-5, 0]))
-    pp, pv, vp, vv = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 0], cov[:, 1, 1]
-    out = np.empty_like(cov)
-    out[:, 0, 0] = (pp + vp) + (pv + vv) + q_pos
-    out[:, 0, 1] = pv + vv
-    out[:, 1, 0] = vp + vv
-    out[:, 1, 1] = vv + q_vel
+    q = np.square(noise_std(kf, mean[:, 3], 1, 1, (1e-2, 1e-5)))  # motion noise, scaled by height
+    fp = cov.copy()
+    fp[:, 0] += cov[:, 1]  # F P: velocity rows added to position rows
+    fpf = fp.copy()
+    fpf[:, :, 0] += fp[:, :, 1]  # (F P) F': velocity columns added to position columns
+    fpf[:, 0, 0] += q[:, 0]
+    fpf[:, 1, 1] += q[:, 1]
     mean = mean.copy()
     mean[:, :4] += mean[:, 4:]
-    return mean, out
+    return mean, fpf
 
 
 def update(kf: KalmanFilterXYAH, mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`kf.update` (no confidence scaling) of means (N, 8) and block covariances (N, 2, 2, 4) by measurements (N, 4):
-    innovation variance s = P_pp + R per coordinate, gain P[position, :] / s, P' = P - P H' S^-1 H P."""
-    p = kf._std_weight_position
-    r = np.square(mean[:, 3:4] * np.array([p, p, 0, p]) + np.array([0, 0, 1e-1, 0]))  # measurement noise
-    pp, pv, vp, vv = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 0], cov[:, 1, 1]
-    inv_s = 1 / (pp + r)  # LAPACK's solve multiplies by the pivot's reciprocal: the same bits as the full matrices
-    g_pos, g_vel = pp * inv_s, pv * inv_s
-    innovation = z - mean[:, :4]
-    new_mean = np.concatenate([mean[:, :4] + innovation * g_pos, mean[:, 4:] + innovation * g_vel], 1)
-    new_cov = np.empty_like(cov)
-    new_cov[:, 0, 0] = pp - pp * g_pos
-    new_cov[:, 0, 1] = pv - pp * g_vel
-    new_cov[:, 1, 0] = vp - vp * g_pos
-    new_cov[:, 1, 1] = vv - vp * g_vel
-    return new_mean, new_cov
+    innovation variance s = P_pp + R per coordinate, gain (transposed) S^-1 H P = P[position] / s, and
+    P' = P - P H' S^-1 H P."""
+    r = np.square(noise_std(kf, mean[:, 3], 1, 0, (1e-1, 0))[:, 0])  # measurement noise
+    inv_s = 1 / (cov[:, 0, 0] + r)  # LAPACK's solve multiplies by the pivot's reciprocal: the same bits as the full
+    gain = cov[:, 0] * inv_s[:, None]  # (N, 2, 4): position and velocity gains
+    innovation = (z - mean[:, :4])[:, None]
+    new_mean = (mean.reshape(-1, 2, 4) + innovation * gain).reshape(-1, 8)
+    return new_mean, cov - cov[:, :, :1] * gain[:, None]
 
 
 def full(cov: np.ndarray) -> np.ndarray:
