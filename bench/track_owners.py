@@ -6,10 +6,15 @@ per video, the tracks detect.py counts (its rules: `--min-track-frames` 5, mean 
 0.15): a person's first track, a second track of someone, or a track that follows no one person for most of its
 frames (with its length, matched share and number of people it passes through); and the people (visible in 5 frames
 or more) that own no counted track, with the share of their frames in which a detection at the count threshold finds
-them (IoU > 0.5).
+them (IoU > 0.5). Crossings of bench/track.py's two lines: each person's true crossings (line, direction) against
+those made by the counted tracks that person owns; a true crossing no owned track makes is missed, and then split by
+why: the person owns no counted track, one (it never settled on the new side), or several (a break or a hand-over
+near the line); a crossing made by a track of no one, or one its owner did not make, is extra.
+`--oracle` tracks the ground-truth boxes instead of a model's detections.
 
 Usage:
     python bench/track_owners.py --weights runs/train/video_ft/weights/best.pt --videos 420:23
+    python bench/track_owners.py --oracle --videos 80:21 420:23
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
 
 from bench.common import markdown_table  # noqa: E402
-from bench.track import tracks  # noqa: E402
+from bench.track import ORACLE_CONF, gt_detections, lines_for, tracks  # noqa: E402
 from bench.track_sweep import HELD_OUT  # noqa: E402
 from bench.tracker_speed import detections  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
@@ -35,10 +40,11 @@ from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
 from utils.array_tracker import assign  # noqa: E402
 from utils.box_pairs import overlapping_pairs  # noqa: E402
 from utils.checkpoint import read_train_args  # noqa: E402
-from utils.mot import read_mot  # noqa: E402
+from utils.mot import read_mot, rows_by_frame  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
 from utils.track_counting import TrackCounter  # noqa: E402
 from utils.track_eval import sequence_frames  # noqa: E402
+from utils.track_metrics import gt_heads  # noqa: E402
 from utils.tracking import CROSS_FRAMES, TRACK_CONF_MARGIN, find_tracker, fit_thresholds  # noqa: E402
 
 BOX = ["x1", "y1", "x2", "y2"]
@@ -47,12 +53,16 @@ BOX = ["x1", "y1", "x2", "y2"]
 def parse_opt() -> argparse.Namespace:
     """Diagnosis flags."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, help="a trained checkpoint")
+    p.add_argument("--weights", help="a trained checkpoint (required unless --oracle)")
+    p.add_argument("--oracle", action="store_true", help="track the ground-truth boxes instead of a model's detections")
     p.add_argument("--videos", nargs="+", default=list(HELD_OUT), metavar="PEOPLE:SEED", help="generated videos")
     p.add_argument("--tracker", default="ocsort.yaml", help="Ultralytics tracker YAML, fitted as detect.py fits it")
     p.add_argument("--min-iou", type=float, default=0.3, help="IoU a tracked box needs to follow a head")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "track_owners.csv"))
-    return p.parse_args()
+    opt = p.parse_args()
+    if not (opt.weights or opt.oracle):
+        p.error("--weights is required (or --oracle)")
+    return opt
 
 
 def match_by_frame(a: pd.DataFrame, b: pd.DataFrame, min_iou: float) -> np.ndarray:
@@ -86,10 +96,9 @@ def owners(found: pd.DataFrame, owner: np.ndarray, counted: np.ndarray) -> pd.Da
     return per
 
 
-def diagnose(gt: pd.DataFrame, found: pd.DataFrame, dets: pd.DataFrame, counted: np.ndarray, min_iou: float) -> dict:
-    """One video's summary row (see the module docstring): gt visible rows, tracks and detections as read_mot
-    columns, the counted track IDs."""
-    per = owners(found, match_by_frame(found, gt, min_iou), counted)
+def diagnose(gt: pd.DataFrame, dets: pd.DataFrame, per: pd.DataFrame) -> dict:
+    """One video's summary row (see the module docstring): gt visible rows and detections as read_mot columns, the
+    counted tracks' owners (`owners`)."""
     seen = gt.groupby("id").size()
     people = seen.index[seen >= 5]
     alone = people.difference(per["owner"][per["owner"] >= 0])
@@ -110,29 +119,69 @@ def diagnose(gt: pd.DataFrame, found: pd.DataFrame, dets: pd.DataFrame, counted:
     }
 
 
+def crossing_errors(truth: TrackCounter, found: TrackCounter, per: pd.DataFrame) -> dict:
+    """Missed and extra crossings by person (see the module docstring): `truth` counted the people's paths, `found`
+    the tracks (its counted ones, owners and roles in `per`, `owners`' table)."""
+    owner = np.full(found._crossed.shape[1], -1)
+    owner[per.index.to_numpy()] = per["owner"].to_numpy()
+    li, ti, di = np.nonzero(found._crossed * found._counted[None, :, None])
+    n = found._crossed[li, ti, di]
+    made = pd.DataFrame({"line": li, "id": owner[ti], "dir": di, "n": n}).groupby(["line", "id", "dir"])["n"].sum()
+    li, pi, di = np.nonzero(truth._crossed)
+    true = pd.Series(truth._crossed[li, pi, di], pd.MultiIndex.from_arrays([li, pi, di], names=["line", "id", "dir"]))
+    diff = true.sub(made.reindex(true.index.union(made.index), fill_value=0), fill_value=0)
+    missed = diff.clip(lower=0)
+    tracks = per[per["owner"] >= 0].groupby("owner").size()
+    owned = tracks.reindex(missed.index.get_level_values("id"), fill_value=0).to_numpy()
+    return {
+        "crossings": int(true.sum()),
+        "missed": int(missed.sum()),
+        "missed_no_track": int(missed[owned == 0].sum()),
+        "missed_one_track": int(missed[owned == 1].sum()),
+        "missed_several": int(missed[owned > 1].sum()),
+        "extra": int((-diff).clip(lower=0).sum()),
+    }
+
+
+def counter_over(df: pd.DataFrame, frames: int, lines: list[np.ndarray], **rules) -> TrackCounter:
+    """A `TrackCounter` (with `rules`) run over MOT rows, closed at the end as detect.py closes a video."""
+    counter = TrackCounter(lines=lines, **rules)
+    for rows in rows_by_frame(df, frames):
+        counter.update(df["id"].to_numpy()[rows], df[BOX].to_numpy()[rows], df["conf"].to_numpy()[rows])
+    counter.end()
+    return counter
+
+
 def main(opt: argparse.Namespace):
-    """Detect and track each video (detect.py's fitted tracker and rules), diagnose, print and save the rows."""
-    imgsz = read_train_args(opt.weights).get("imgsz", 640)
-    predictor = CountingPredictor(overrides={"model": opt.weights, "imgsz": imgsz, "iou": COUNT_IOU, "verbose": False})
-    conf, dest = predictor.count_conf, Path(tempfile.mkdtemp(prefix="track_owners"))
-    # detections down to ByteTrack's low threshold, as bench/track_sweep.py keeps them: the same tracks
-    _, predictor.args.conf = fit_thresholds(find_tracker("bytetrack.yaml"), conf, dest / "low.yaml")
+    """Detect (or take the true boxes) and track each video (detect.py's fitted tracker and rules), diagnose, print
+    and save the rows."""
+    dest = Path(tempfile.mkdtemp(prefix="track_owners"))
+    predictor, conf = None, ORACLE_CONF
+    if not opt.oracle:
+        imgsz = read_train_args(opt.weights).get("imgsz", 640)
+        overrides = {"model": opt.weights, "imgsz": imgsz, "iou": COUNT_IOU, "verbose": False}
+        predictor = CountingPredictor(overrides=overrides)
+        conf = predictor.count_conf
+        # detections down to ByteTrack's low threshold, as bench/track_sweep.py keeps them: the same tracks
+        _, predictor.args.conf = fit_thresholds(find_tracker("bytetrack.yaml"), conf, dest / "low.yaml")
     cfg = IterableSimpleNamespace(**YAML.load(fit_thresholds(find_tracker(opt.tracker), conf, dest / "t.yaml")[0]))
+    lines, rules = lines_for(640), {"min_frames": 5, "min_conf": conf + TRACK_CONF_MARGIN, "settle": CROSS_FRAMES}
     rows = []
     for video in opt.videos:
         people, seed = (int(x) for x in video.split(":"))
         seq = ensure_crowd_video(people, 150, 640, seed=seed, root=CACHE_DIR / "track_bench")
-        frames_dir, _ = sequence_frames(seq)
-        boxes = detections(predictor, frames_dir)
+        frames_dir, n = sequence_frames(seq)
+        gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
+        boxes = gt_detections(gt, n, (640, 640)) if opt.oracle else detections(predictor, frames_dir)
         found = tracks(cfg, boxes)
-        counter = TrackCounter(min_frames=5, min_conf=conf + TRACK_CONF_MARGIN, settle=CROSS_FRAMES)
-        for _, f in found.groupby("frame"):
-            counter.update(f["id"].to_numpy(), f[BOX].to_numpy(), f["conf"].to_numpy())
+        counter = counter_over(found, n, lines, **rules)
         dets = pd.concat(
             [pd.DataFrame(b.xyxy[b.conf >= conf], columns=BOX).assign(frame=k) for k, b in enumerate(boxes, 1)]
         )
-        gt = read_mot(seq / "gt" / "gt.txt")
-        rows.append({"video": seq.name, **diagnose(gt[gt["vis"] > 0], found, dets, counter.counted_ids, opt.min_iou)})
+        visible = gt[gt["vis"] > 0]
+        per = owners(found, match_by_frame(found, visible, opt.min_iou), counter.counted_ids)
+        truth = counter_over(gt.assign(conf=1.0), n, lines)  # the paths, visible or not, as bench/track.py scores
+        rows.append({"video": seq.name, **diagnose(visible, dets, per), **crossing_errors(truth, counter, per)})
         print(rows[-1], flush=True)
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(opt.out, index=False, float_format="%.4g")

@@ -1,11 +1,12 @@
-"""bench/track_owners.py: tracks matched to true heads frame by frame, and the roles of counted tracks, by hand."""
+"""bench/track_owners.py: tracks matched to true heads frame by frame, the roles of counted tracks, and missed and
+extra crossings by person, by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from bench.track_owners import diagnose, match_by_frame, owners
+from bench.track_owners import counter_over, crossing_errors, diagnose, match_by_frame, owners
 from utils.track_counting import TrackCounter
 
 HEADS = {1: (0, 0, 10, 10), 2: (100, 0, 110, 10), 3: (200, 0, 210, 10), 4: (300, 0, 310, 10)}
@@ -49,8 +50,39 @@ def test_roles_and_people_without_a_track():
 
     # detections: person 3 in 3 of 10 frames, person 4 never
     dets = rows([(0, 3, range(1, 4))])
-    got = diagnose(gt, found, dets, counter.counted_ids, 0.3)
+    got = diagnose(gt, dets, per)
     assert (got["people"], got["counted"], got["first"], got["second"], got["no_one"]) == (4, 4, 2, 1, 1)
     assert got["people_without_track"] == 2  # persons 3 and 4: track 5 is neither's for most of its frames
     assert got["their_detection_recall"] == 0.15  # median of 0.3 and 0
     assert got["no_one_frames"] == 10 and got["no_one_people"] == 2
+
+
+def walk(spec: list[tuple[int, float, range]]) -> pd.DataFrame:
+    """MOT rows of 10-px heads walking down 6 px a frame (centre y 23 in frame 1, 53 in frame 6: across y = 50
+    between frames 5 and 6), for (id, left edge, frames)."""
+    out = [(f, i, x, 18 + 6 * (f - 1), x + 10, 28 + 6 * (f - 1)) for i, x, frames in spec for f in frames]
+    return pd.DataFrame(out, columns=["frame", "id", "x1", "y1", "x2", "y2"]).assign(conf=0.9)
+
+
+def test_missed_and_extra_crossings_by_person():
+    """Four people cross y = 50 in 11 frames. Person 1's track crosses with them; person 2's breaks at the line (tracks
+    3 and 4, neither crossing: missed, several tracks); person 3's only track ends before it (missed, one track);
+    person 4's track crosses but lasts 4 frames, too short to count (missed, no track); track 7 walks where no one is (extra)."""
+    lines = [np.array([[0.0, 50], [600, 50]])]
+    gt = walk([(p, 100 * (p - 1), range(1, 12)) for p in range(1, 5)])
+    found = walk([(1, 0, range(1, 12)), (3, 100, range(1, 6)), (4, 100, range(6, 12)), (5, 200, range(1, 6))])
+    found = pd.concat([found, walk([(6, 300, range(3, 7)), (7, 500, range(1, 12))])])
+    found = found.sort_values(["frame", "id"], kind="stable").reset_index(drop=True)
+    truth = counter_over(gt, 11, lines)
+    counter = counter_over(found, 11, lines, min_frames=5, settle=1)
+    np.testing.assert_array_equal(counter.counted_ids, [1, 3, 4, 5, 7])
+    per = owners(found, match_by_frame(found, gt, 0.3), counter.counted_ids)
+    got = crossing_errors(truth, counter, per)
+    assert got == {
+        "crossings": 4,
+        "missed": 3,
+        "missed_no_track": 1,
+        "missed_one_track": 1,
+        "missed_several": 1,
+        "extra": 1,
+    }
