@@ -166,9 +166,12 @@ class ArrayBYTETracker:
         lost = self._second_association(pool[~matched[pool] & was_tracked[pool]], low, matched)
         left = self._confirm(unconfirmed, high, left, matched)
         self._flush()  # the rules for new tracks look at where the matched heads are now
-        left = self._relink(pool[~matched[pool]], high, left, matched, was_tracked, refind)
+        clear = self._clear(high.xyxy[left], matched)
+        left, clear, relinked = self._relink(pool[~matched[pool]], high, left, clear, matched, was_tracked, refind)
         self._flush()
-        born = self._births(high.take(left), matched)
+        if len(relinked):  # clear of the relinked heads too, where their correction put them
+            clear &= self._clear(high.xyxy[left], relinked)
+        born = self._births(high.take(left[clear]))
         self._merge(matched, np.concatenate(refind), lost[~matched[lost]], born)
         return self._output()
 
@@ -216,19 +219,26 @@ class ArrayBYTETracker:
         """OC-SORT's recovery stage (none here); returns the detections left."""
         return left
 
-    def _relink(self, rows, high, left, matched, was_tracked, refind) -> np.ndarray:
+    def _clear(self, boxes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Which detection boxes (N, 4) are no duplicate of the tracks `rows` (row indices or a mask): none of them
+        overlaps such a track by IoU above `new_track_max_iou` (utils/track_births.py)."""
+        return unique_births(boxes, xyxy_of(self.tracks.mean[rows]), getattr(self.args, "new_track_max_iou", None))
+
+    def _relink(self, rows, high, left, clear, matched, was_tracked, refind) -> tuple[np.ndarray, ...]:
         """Lost tracks (lost in this frame or before) continued by the detections that would start a new track, when
         such a detection's centre lies within `relink_dist` track heights of the track's predicted centre (a YAML
         key; absent or None: no such stage, as Ultralytics). A head coming back from an occlusion a box width from
         where its track predicted it fails the IoU gates and would otherwise be counted again as a new person.
-        Nearest first, one to one (`assign`); returns the detections left.
+        Nearest first, one to one (`assign`) among the detections `clear` of the heads matched so far.
+
+        Returns:
+            (tuple[np.ndarray, ...]): The detections left, whether each is clear, the relinked tracks' rows.
         """
         reach = getattr(self.args, "relink_dist", None)
         if not reach or not len(rows) or not len(left):
-            return left
+            return left, clear, rows[:0]
         t = self.tracks
-        born = unique_births(high.xyxy[left], xyxy_of(t.mean[matched]), getattr(self.args, "new_track_max_iou", None))
-        cand = left[born & (high.score[left] >= self.args.new_track_thresh)]
+        cand = left[clear & (high.score[left] >= self.args.new_track_thresh)]
         dets = high.take(cand)
         centre, radius = t.mean[rows, :2], reach * t.mean[rows, 3:4]
         i, j, _ = overlapping_pairs(np.concatenate([centre - radius, centre + radius], 1), dets.xyxy)  # near pairs
@@ -237,7 +247,8 @@ class ArrayBYTETracker:
         back = ~was_tracked[rows[r]]
         self._match(rows[r], dets.take(c), matched, back)
         refind.append(rows[r][back])
-        return np.setdiff1d(left, cand[c])
+        keep = ~np.isin(left, cand[c])
+        return left[keep], clear[keep], rows[r]
 
     def _re_update(self, rows: np.ndarray, boxes: np.ndarray):
         """OC-SORT's re-update of lost tracks found again (none here)."""
@@ -292,14 +303,10 @@ class ArrayBYTETracker:
         t.frame[rows] = self.frame_id
         t.score[rows], t.cls[rows], t.idx[rows] = dets.score, dets.cls, dets.idx
 
-    def _births(self, dets: Rows, matched: np.ndarray) -> Rows:
-        """New tracks from the detections left: score >= `new_track_thresh` and no duplicate of a head matched in
-        this frame (utils/track_births.py); confirmed at once only on the first frame."""
-        keep = dets.score >= self.args.new_track_thresh
-        keep &= unique_births(
-            dets.xyxy, xyxy_of(self.tracks.mean[matched]), getattr(self.args, "new_track_max_iou", None)
-        )
-        dets = dets.take(np.flatnonzero(keep))
+    def _births(self, dets: Rows) -> Rows:
+        """New tracks from the detections left that are clear of every head matched in this frame: those scoring
+        `new_track_thresh` or more; confirmed at once only on the first frame."""
+        dets = dets.take(np.flatnonzero(dets.score >= self.args.new_track_thresh))
         n = len(dets)
         mean, cov = initiate(self.kalman_filter, measurements(self.kalman_filter, dets.tlwh))
         ids = np.arange(self.next_id, self.next_id + n)
