@@ -50,6 +50,7 @@ from utils.tracking import find_tracker, fit_thresholds  # noqa: E402
 
 ORACLE_CONF = 0.5  # the count threshold the oracle tracker is fitted to: the true boxes score 0.9
 VIDEOS = ("80:11", "200:12", "420:13")  # people over the video:seed; at most 63, 153 and 315 heads in a frame
+HELD_OUT = ("80:21", "200:22", "420:23")  # videos to choose settings on (more: seeds 24-29)
 SHOWN = (
     "HOTA",
     "MOTA",

@@ -6,10 +6,12 @@ per video, the tracks detect.py counts (its rules: `--min-track-frames` 5, mean 
 0.15): a person's first track, a second track of someone, or a track that follows no one person for most of its
 frames (with its length, matched share and number of people it passes through); and the people (visible in 5 frames
 or more) that own no counted track, with the share of their frames in which a detection at the count threshold finds
-them (IoU > 0.5). Crossings of bench/track.py's two lines: each person's true crossings (line, direction) against
-those made by the counted tracks that person owns; a true crossing no owned track makes is missed, and then split by
-why: the person owns no counted track, one (it never settled on the new side), or several (a break or a hand-over
-near the line); a crossing made by a track of no one, or one its owner did not make, is extra.
+them (IoU > 0.5). Crossings of bench/track.py's two lines, matched at the moment they happen: each crossing a
+counted track makes is given to the person the track follows at that frame (or last followed, up to 12 frames
+before), and matched one to one with a true crossing of that person, line and direction at most 12 frames away (a
+track counts a crossing once it has settled on the new side, `--cross-frames` updates); true crossings left are
+missed, found ones left extra (made by a track on no one, or across a line its person did not cross: a hand-over, a
+box jumping between neighbours). Unlike the net crossing error, misses and extras do not cancel out.
 `--oracle` tracks the ground-truth boxes instead of a model's detections.
 
 Usage:
@@ -32,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
 
 from bench.common import markdown_table  # noqa: E402
-from bench.track import ORACLE_CONF, gt_detections, lines_for, tracks  # noqa: E402
-from bench.track_sweep import HELD_OUT  # noqa: E402
+from bench.track import HELD_OUT, ORACLE_CONF, gt_detections, lines_for, tracks  # noqa: E402
 from bench.tracker_speed import detections  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
@@ -119,37 +120,85 @@ def diagnose(gt: pd.DataFrame, dets: pd.DataFrame, per: pd.DataFrame) -> dict:
     }
 
 
-def crossing_errors(truth: TrackCounter, found: TrackCounter, per: pd.DataFrame) -> dict:
-    """Missed and extra crossings by person (see the module docstring): `truth` counted the people's paths, `found`
-    the tracks (its counted ones, owners and roles in `per`, `owners`' table)."""
-    owner = np.full(found._crossed.shape[1], -1)
-    owner[per.index.to_numpy()] = per["owner"].to_numpy()
-    li, ti, di = np.nonzero(found._crossed * found._counted[None, :, None])
-    n = found._crossed[li, ti, di]
-    made = pd.DataFrame({"line": li, "id": owner[ti], "dir": di, "n": n}).groupby(["line", "id", "dir"])["n"].sum()
-    li, pi, di = np.nonzero(truth._crossed)
-    true = pd.Series(truth._crossed[li, pi, di], pd.MultiIndex.from_arrays([li, pi, di], names=["line", "id", "dir"]))
-    diff = true.sub(made.reindex(true.index.union(made.index), fill_value=0), fill_value=0)
-    missed = diff.clip(lower=0)
-    tracks = per[per["owner"] >= 0].groupby("owner").size()
-    owned = tracks.reindex(missed.index.get_level_values("id"), fill_value=0).to_numpy()
+def crossing_events(
+    df: pd.DataFrame, frames: int, lines: list[np.ndarray], **rules
+) -> tuple[TrackCounter, pd.DataFrame]:
+    """Run a `TrackCounter` (with `rules`) over MOT rows, closed at the end as detect.py closes a video.
+
+    Returns:
+        (tuple): The counter, and its crossings as events (frame, line, id, dir): the frame each was counted in (the
+            last one for those `end()` adds), the line, the track (or person) ID and the direction (0 in, 1 out).
+    """
+    counter, parts = TrackCounter(lines=lines, **rules), []
+    seen = np.zeros_like(counter._crossed)
+
+    def new(frame: int):
+        nonlocal seen
+        now = counter._crossed
+        seen = np.pad(seen, [(0, 0), (0, now.shape[1] - seen.shape[1]), (0, 0)])
+        li, ids, di = np.nonzero(now - seen)
+        parts.append(np.column_stack([np.full(len(li), frame), li, ids, di]).repeat((now - seen)[li, ids, di], 0))
+        seen = now.copy()
+
+    for frame, rows in enumerate(rows_by_frame(df, frames), 1):
+        counter.update(df["id"].to_numpy()[rows], df[BOX].to_numpy()[rows], df["conf"].to_numpy()[rows])
+        new(frame)
+    counter.end()
+    new(frames)
+    return counter, pd.DataFrame(np.concatenate(parts), columns=["frame", "line", "id", "dir"])
+
+
+def crossing_errors(
+    truth: pd.DataFrame, found: pd.DataFrame, followed: pd.DataFrame, window: int = 2 * CROSS_FRAMES + 2
+) -> dict:
+    """Crossings matched at the moment they happen (see the module docstring).
+
+    Args:
+        truth (pd.DataFrame): The people's crossing events (`crossing_events` over the true paths, settle 1).
+        found (pd.DataFrame): The counted tracks' crossing events.
+        followed (pd.DataFrame): Rows (frame, id, person) of the tracks' boxes matched to a person.
+        window (int): Frames a found crossing may lie from the true one: its track settles on the new side first.
+
+    Returns:
+        (dict): True crossings, found, missed (true ones no track following that person made), extra (found ones
+            matching no true crossing), and of those, extra_no_one: made by a track on no one at that moment.
+    """
+    # the person each track followed when it crossed: the last match at most `window` frames before
+    found = pd.merge_asof(
+        found.reset_index(drop=True).sort_values("frame", kind="stable"),
+        followed.sort_values("frame", kind="stable"),
+        on="frame",
+        by="id",
+        direction="backward",
+        tolerance=window,
+    )
+    found["person"] = found["person"].fillna(-1).astype(np.int64)
+    truth = truth.reset_index(drop=True).rename(columns={"id": "person"})
+    pairs = truth.reset_index().merge(found.reset_index(), on=["person", "line", "dir"], suffixes=("_t", "_f"))
+    dt = (pairs["frame_f"] - pairs["frame_t"]).abs().to_numpy()
+    near = dt <= window
+    i, j = pairs["index_t"].to_numpy()[near], pairs["index_f"].to_numpy()[near]
+    _, matched, _, extra = assign((len(truth), len(found)), (i, j, dt[near] / (window + 1)), 1.0)
     return {
-        "crossings": int(true.sum()),
-        "missed": int(missed.sum()),
-        "missed_no_track": int(missed[owned == 0].sum()),
-        "missed_one_track": int(missed[owned == 1].sum()),
-        "missed_several": int(missed[owned > 1].sum()),
-        "extra": int((-diff).clip(lower=0).sum()),
+        "crossings": len(truth),
+        "found": len(found),
+        "missed": len(truth) - len(matched),
+        "extra": len(extra),
+        "extra_no_one": int((found["person"].to_numpy()[extra] < 0).sum()),
     }
 
 
-def counter_over(df: pd.DataFrame, frames: int, lines: list[np.ndarray], **rules) -> TrackCounter:
-    """A `TrackCounter` (with `rules`) run over MOT rows, closed at the end as detect.py closes a video."""
-    counter = TrackCounter(lines=lines, **rules)
-    for rows in rows_by_frame(df, frames):
-        counter.update(df["id"].to_numpy()[rows], df[BOX].to_numpy()[rows], df["conf"].to_numpy()[rows])
-    counter.end()
-    return counter
+def crossings_by_person(
+    gt: pd.DataFrame, found: pd.DataFrame, frames: int, lines: list[np.ndarray], rules: dict, min_iou: float = 0.3
+) -> tuple[pd.DataFrame, dict]:
+    """Count the tracks `found` under detect.py's `rules` (TrackCounter's keywords) and the true paths of `gt`
+    (gt_heads rows, visible or not); returns the counted tracks' owners (`owners`) and `crossing_errors`."""
+    counter, events = crossing_events(found, frames, lines, **rules)
+    person = match_by_frame(found, gt[gt["vis"] > 0], min_iou)
+    followed = found[["frame", "id"]].assign(person=person)[person >= 0]
+    per = owners(found, person, counter.counted_ids)
+    truth = crossing_events(gt.assign(conf=1.0), frames, lines)[1]
+    return per, crossing_errors(truth, events[counter._counted[events["id"].to_numpy()]], followed)
 
 
 def main(opt: argparse.Namespace):
@@ -174,14 +223,11 @@ def main(opt: argparse.Namespace):
         gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
         boxes = gt_detections(gt, n, (640, 640)) if opt.oracle else detections(predictor, frames_dir)
         found = tracks(cfg, boxes)
-        counter = counter_over(found, n, lines, **rules)
+        per, crossings = crossings_by_person(gt, found, n, lines, rules, opt.min_iou)
         dets = pd.concat(
             [pd.DataFrame(b.xyxy[b.conf >= conf], columns=BOX).assign(frame=k) for k, b in enumerate(boxes, 1)]
         )
-        visible = gt[gt["vis"] > 0]
-        per = owners(found, match_by_frame(found, visible, opt.min_iou), counter.counted_ids)
-        truth = counter_over(gt.assign(conf=1.0), n, lines)  # the paths, visible or not, as bench/track.py scores
-        rows.append({"video": seq.name, **diagnose(visible, dets, per), **crossing_errors(truth, counter, per)})
+        rows.append({"video": seq.name, **diagnose(gt[gt["vis"] > 0], dets, per), **crossings})
         print(rows[-1], flush=True)
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(opt.out, index=False, float_format="%.4g")

@@ -3,7 +3,11 @@
 A tracker on arrays (utils/array_tracker.py) takes a few milliseconds a frame, the detector tens: so each video is
 detected once (bench/tracker_speed.py's `detections`), and every combination of the --set values runs the tracker
 over those detections and is scored as bench/track.py scores detect.py's tracks (unique heads, crossings of a
-horizontal and a vertical line, HOTA, IDF1; detect.py's counting rules). The default videos are the held-out seeds
+horizontal and a vertical line, HOTA, IDF1; detect.py's counting rules), and crossing by crossing
+(bench/track_owners.py): the true crossings no track following that person makes (missed), and the crossings that
+match no true one (extra), whose sum over the true crossings ("missed_extra") does not let misses and extras cancel
+as the net crossing error does; and the counted tracks that follow no one person for most of their frames
+("no_one": mostly hand-overs between neighbours). The default videos are the held-out seeds
 (21-23): choose settings there, then check them on the benchmark's (11-13) with bench/track.py. Detections are kept
 on disk (bench/tracker_speed.py's `detections`), so a second sweep on the same videos and checkpoint starts at once.
 `--oracle` tracks the ground-truth boxes instead: what a setting costs with a perfect detector.
@@ -30,7 +34,8 @@ from ultralytics.cfg import smart_value  # noqa: E402
 from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
 
 from bench.common import load, machine_header, markdown_table  # noqa: E402
-from bench.track import ORACLE_CONF, gt_detections, lines_for, tracks  # noqa: E402
+from bench.track import HELD_OUT, ORACLE_CONF, gt_detections, lines_for, tracks  # noqa: E402
+from bench.track_owners import crossings_by_person  # noqa: E402
 from bench.tracker_speed import detections  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
@@ -41,8 +46,18 @@ from utils.track_eval import score_sequence, sequence_frames  # noqa: E402
 from utils.track_metrics import gt_heads  # noqa: E402
 from utils.tracking import CROSS_FRAMES, TRACK_CONF_MARGIN, TRACKER_KEYS, find_tracker, fit_thresholds  # noqa: E402
 
-HELD_OUT = ("80:21", "200:22", "420:23")
-SHOWN = ("HOTA", "IDF1", "IDSW", "unique", "unique_gt", "unique_err", "crossings", "crossings_gt", "crossings_err")
+SHOWN = (
+    "HOTA",
+    "IDF1",
+    "IDSW",
+    "unique_err",
+    "crossings",
+    "crossings_gt",
+    "crossings_err",
+    "missed",
+    "extra",
+    "no_one",
+)
 
 
 def parse_opt() -> argparse.Namespace:
@@ -126,6 +141,15 @@ def main(opt: argparse.Namespace):
             for m, k in itertools.product(opt.track_conf_margins, opt.cross_frames):
                 rules = {"min_track_conf": count_conf + m, "cross_frames": k}
                 score = score_sequence(gt, found, n, lines_for(opt.size), 5, **rules)
+                per, by_person = crossings_by_person(
+                    gt,
+                    found,
+                    n,
+                    lines_for(opt.size),
+                    {"min_frames": 5, "min_conf": rules["min_track_conf"], "settle": k},
+                )
+                score |= {"no_one": int((per["role"] == "no one").sum()), "missed": by_person["missed"]}
+                score["extra"] = by_person["extra"]
                 name = str(setting or "fitted") + ("" if m == TRACK_CONF_MARGIN else f", margin {m:g}")
                 name += "" if k == CROSS_FRAMES else f", cross frames {k}"
                 rows.append({"video": seq.name, "setting": name, **score})
@@ -134,7 +158,9 @@ def main(opt: argparse.Namespace):
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(opt.out, index=False, float_format="%.4g")
     table["abs_unique_err"], table["abs_crossings_err"] = table.unique_err.abs(), table.crossings_err.abs()
-    mean = table.groupby("setting", sort=False)[["HOTA", "IDF1", "abs_unique_err", "abs_crossings_err"]].mean()
+    table["missed_extra"] = (table.missed + table.extra) / table.crossings_gt  # per person: no cancelling out
+    cols = ["HOTA", "IDF1", "abs_unique_err", "abs_crossings_err", "missed_extra", "no_one"]
+    mean = table.groupby("setting", sort=False)[cols].mean()
     print(machine_header(torch.device("cpu")), f"load {load()}")
     cols = ["setting", *mean.columns]
     print(markdown_table(cols, [[k, *(f"{v:.3f}" for v in r)] for k, r in mean.iterrows()]))

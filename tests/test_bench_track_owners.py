@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.track_owners import counter_over, crossing_errors, diagnose, match_by_frame, owners
+from bench.track_owners import crossings_by_person, diagnose, match_by_frame, owners
 from utils.track_counting import TrackCounter
 
 HEADS = {1: (0, 0, 10, 10), 2: (100, 0, 110, 10), 3: (200, 0, 210, 10), 4: (300, 0, 310, 10)}
@@ -57,32 +57,27 @@ def test_roles_and_people_without_a_track():
     assert got["no_one_frames"] == 10 and got["no_one_people"] == 2
 
 
-def walk(spec: list[tuple[int, float, range]]) -> pd.DataFrame:
+def walk(spec: list[tuple[int, float, range]], still: bool = False) -> pd.DataFrame:
     """MOT rows of 10-px heads walking down 6 px a frame (centre y 23 in frame 1, 53 in frame 6: across y = 50
-    between frames 5 and 6), for (id, left edge, frames)."""
-    out = [(f, i, x, 18 + 6 * (f - 1), x + 10, 28 + 6 * (f - 1)) for i, x, frames in spec for f in frames]
-    return pd.DataFrame(out, columns=["frame", "id", "x1", "y1", "x2", "y2"]).assign(conf=0.9)
+    between frames 5 and 6), or standing with centre y 15 (left edge x), or 85 (left edge x - 1000), for (id, left
+    edge, frames)."""
+    y = lambda x, f: (10 if x < 1000 else 80) if still else 18 + 6 * (f - 1)  # noqa: E731
+    out = [(f, i, x % 1000, y(x, f), x % 1000 + 10, y(x, f) + 10) for i, x, frames in spec for f in frames]
+    return pd.DataFrame(out, columns=["frame", "id", "x1", "y1", "x2", "y2"]).assign(conf=0.9, vis=1.0)
 
 
-def test_missed_and_extra_crossings_by_person():
-    """Four people cross y = 50 in 11 frames. Person 1's track crosses with them; person 2's breaks at the line (tracks
-    3 and 4, neither crossing: missed, several tracks); person 3's only track ends before it (missed, one track);
-    person 4's track crosses but lasts 4 frames, too short to count (missed, no track); track 7 walks where no one is (extra)."""
-    lines = [np.array([[0.0, 50], [600, 50]])]
+def test_crossings_matched_when_they_happen():
+    """Four people cross y = 50 in 11 frames; persons 5 and 6 stand above and below it. Person 1's track crosses with
+    them (matched); person 2's breaks at the line (tracks 3 and 4, neither crossing), person 3's only track ends before
+    it, person 4's crosses but lasts 4 frames, too short to count: three missed. Track 7 crosses where no one is, and
+    track 8 jumps from person 5 to person 6, across the line neither crossed: two extra, one on no one."""
+    lines = [np.array([[0.0, 50], [800, 50]])]
     gt = walk([(p, 100 * (p - 1), range(1, 12)) for p in range(1, 5)])
+    gt = pd.concat([gt, walk([(5, 600, range(1, 12)), (6, 1600, range(1, 12))], still=True)])
     found = walk([(1, 0, range(1, 12)), (3, 100, range(1, 6)), (4, 100, range(6, 12)), (5, 200, range(1, 6))])
     found = pd.concat([found, walk([(6, 300, range(3, 7)), (7, 500, range(1, 12))])])
-    found = found.sort_values(["frame", "id"], kind="stable").reset_index(drop=True)
-    truth = counter_over(gt, 11, lines)
-    counter = counter_over(found, 11, lines, min_frames=5, settle=1)
-    np.testing.assert_array_equal(counter.counted_ids, [1, 3, 4, 5, 7])
-    per = owners(found, match_by_frame(found, gt, 0.3), counter.counted_ids)
-    got = crossing_errors(truth, counter, per)
-    assert got == {
-        "crossings": 4,
-        "missed": 3,
-        "missed_no_track": 1,
-        "missed_one_track": 1,
-        "missed_several": 1,
-        "extra": 1,
-    }
+    found = pd.concat([found, walk([(8, 600, range(1, 6)), (8, 1600, range(6, 12))], still=True)])
+    gt, found = (d.sort_values(["frame", "id"], kind="stable").reset_index(drop=True) for d in (gt, found))
+    per, got = crossings_by_person(gt, found, 11, lines, {"min_frames": 5, "settle": 1})
+    assert sorted(per.index) == [1, 3, 4, 5, 7, 8]
+    assert got == {"crossings": 4, "found": 3, "missed": 3, "extra": 2, "extra_no_one": 1}
