@@ -11,10 +11,11 @@ thresholds, the list orders that decide IDs and output order, and the end-of-fra
 duplicate removal, even its keeping a track removed for age one more frame) are Ultralytics' (ByteTrack:
 `BYTETracker.update`; OC-SORT: `OCSORT`'s OCM, OCR and ORU), and tests/test_array_tracker.py checks frame by frame
 that the outputs equal Ultralytics' trackers'. The Kalman filter is Ultralytics' computed on each covariance's 2x2
-blocks, to the bit (utils/block_kalman.py), the solver Ultralytics' lapjv; new tracks skip a tracked head's duplicate
-boxes as utils/track_births.py describes. One stage is ours alone (`relink_dist`, off when absent,
-so the tests compare with it off): a detection that would start a track continues a lost track whose predicted centre
-is near instead (`ArrayBYTETracker._relink`).
+blocks, to the bit (utils/block_kalman.py), and a frame's matches are corrected in two batches rather than one per
+stage (`_match`, `_flush`); the solver is Ultralytics' lapjv; new tracks skip a tracked head's duplicate boxes as
+utils/track_births.py describes. One stage is ours alone (`relink_dist`, off when absent, so the tests compare with
+it off): a detection that would start a track continues a lost track whose predicted centre is near instead
+(`ArrayBYTETracker._relink`).
 """
 
 from __future__ import annotations
