@@ -6,12 +6,12 @@ per video, the tracks detect.py counts (its rules: `--min-track-frames` 5, mean 
 0.15): a person's first track, a second track of someone, or a track that follows no one person for most of its
 frames (with its length, matched share and number of people it passes through); and the people (visible in 5 frames
 or more) that own no counted track, with the share of their frames in which a detection at the count threshold finds
-them (IoU > 0.5). Crossings of bench/track.py's two lines, matched at the moment they happen: each crossing a
-counted track makes is given to the person the track follows at that frame (or last followed, up to 12 frames
-before), and matched one to one with a true crossing of that person, line and direction at most 12 frames away (a
-track counts a crossing once it has settled on the new side, `--cross-frames` updates); true crossings left are
-missed, found ones left extra (made by a track on no one, or across a line its person did not cross: a hand-over, a
-box jumping between neighbours). Unlike the net crossing error, misses and extras do not cancel out.
+them (IoU > 0.5). Crossings of bench/track.py's two lines, matched one by one as they happen: a crossing a counted
+track makes matches a true crossing of the same line and direction at most 12 frames away (a track counts a crossing
+once it has settled on the new side, `--cross-frames` updates) by a person the track followed within those 12
+frames; true crossings left are missed, found ones left extra (made by a track on no one, or across a line its
+person did not cross: a hand-over, a box jumping between neighbours). Unlike the net crossing error, misses and
+extras do not cancel out.
 `--oracle` tracks the ground-truth boxes instead of a model's detections.
 
 Usage:
@@ -151,7 +151,11 @@ def crossing_events(
 def crossing_errors(
     truth: pd.DataFrame, found: pd.DataFrame, followed: pd.DataFrame, window: int = 2 * CROSS_FRAMES + 2
 ) -> dict:
-    """Crossings matched at the moment they happen (see the module docstring).
+    """Crossings matched one to one as they happen (see the module docstring).
+
+    A found crossing may match a true one of the same line and direction at most `window` frames away when its track
+    followed that person at some frame within `window` of the true crossing (a single frame's match is brittle where
+    heads overlap); nearest in time first.
 
     Args:
         truth (pd.DataFrame): The people's crossing events (`crossing_events` over the true paths, settle 1).
@@ -161,30 +165,36 @@ def crossing_errors(
 
     Returns:
         (dict): True crossings, found, missed (true ones no track following that person made), extra (found ones
-            matching no true crossing), and of those, extra_no_one: made by a track on no one at that moment.
+            matching no true crossing), and of those, extra_no_one: made by a track that followed no one in the
+            `window` frames up to it.
     """
-    # the person each track followed when it crossed: the last match at most `window` frames before
-    found = pd.merge_asof(
-        found.reset_index(drop=True).sort_values("frame", kind="stable"),
-        followed.sort_values("frame", kind="stable"),
-        on="frame",
-        by="id",
-        direction="backward",
-        tolerance=window,
+    truth, found = truth.reset_index(drop=True), found.reset_index(drop=True)
+    pairs = truth.reset_index().merge(found.reset_index(), on=["line", "dir"], suffixes=("_t", "_f"))
+    pairs = pairs[(pairs["frame_f"] - pairs["frame_t"]).abs() <= window]
+    seen = pairs.rename(columns={"id_f": "id", "id_t": "person"}).merge(followed, on=["id", "person"])
+    seen = seen[(seen["frame"] - seen["frame_t"]).abs() <= window].drop_duplicates(["index_t", "index_f"])
+    i, j = seen["index_t"].to_numpy(), seen["index_f"].to_numpy()
+    dt = (seen["frame_f"] - seen["frame_t"]).abs().to_numpy()
+    _, matched, _, extra = assign((len(truth), len(found)), (i, j, dt / (window + 1)), 1.0)
+    on_someone = (
+        pd.merge_asof(  # the last frame each crossing's track followed anyone, up to `window` before
+            found.assign(k=np.arange(len(found))).sort_values("frame", kind="stable"),
+            followed.sort_values("frame", kind="stable"),
+            on="frame",
+            by="id",
+            direction="backward",
+            tolerance=window,
+        )
+        .sort_values("k")["person"]
+        .notna()
+        .to_numpy()
     )
-    found["person"] = found["person"].fillna(-1).astype(np.int64)
-    truth = truth.reset_index(drop=True).rename(columns={"id": "person"})
-    pairs = truth.reset_index().merge(found.reset_index(), on=["person", "line", "dir"], suffixes=("_t", "_f"))
-    dt = (pairs["frame_f"] - pairs["frame_t"]).abs().to_numpy()
-    near = dt <= window
-    i, j = pairs["index_t"].to_numpy()[near], pairs["index_f"].to_numpy()[near]
-    _, matched, _, extra = assign((len(truth), len(found)), (i, j, dt[near] / (window + 1)), 1.0)
     return {
         "crossings": len(truth),
         "found": len(found),
         "missed": len(truth) - len(matched),
         "extra": len(extra),
-        "extra_no_one": int((found["person"].to_numpy()[extra] < 0).sum()),
+        "extra_no_one": int((~on_someone[extra]).sum()),
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.track_owners import crossings_by_person, diagnose, match_by_frame, owners
+from bench.track_owners import BOX, crossings_by_person, diagnose, match_by_frame, owners
 from utils.track_counting import TrackCounter
 
 HEADS = {1: (0, 0, 10, 10), 2: (100, 0, 110, 10), 3: (200, 0, 210, 10), 4: (300, 0, 310, 10)}
@@ -67,17 +67,23 @@ def walk(spec: list[tuple[int, float, range]], still: bool = False) -> pd.DataFr
 
 
 def test_crossings_matched_when_they_happen():
-    """Four people cross y = 50 in 11 frames; persons 5 and 6 stand above and below it. Person 1's track crosses with
+    """Five people cross y = 50 in 11 frames; persons 5 and 6 stand above and below it. Person 1's track crosses with
     them (matched); person 2's breaks at the line (tracks 3 and 4, neither crossing), person 3's only track ends before
     it, person 4's crosses but lasts 4 frames, too short to count: three missed. Track 7 crosses where no one is, and
-    track 8 jumps from person 5 to person 6, across the line neither crossed: two extra, one on no one."""
+    track 8 jumps from person 5 to person 6, across the line neither crossed: two extra, one on no one. Person 9's
+    track slips onto person 10, standing just past the line beside their path, in the frame it crosses, and is back
+    on person 9 two frames later: the crossing is still person 9's (it is matched by a person followed within 12
+    frames, not only by the one followed in the crossing frame)."""
     lines = [np.array([[0.0, 50], [800, 50]])]
-    gt = walk([(p, 100 * (p - 1), range(1, 12)) for p in range(1, 5)])
+    gt = walk([(p, 100 * (p - 1), range(1, 12)) for p in (1, 2, 3, 4)] + [(9, 700, range(1, 12))])
+    beside = pd.DataFrame([(f, 10, 711, 48, 721, 58) for f in range(1, 12)], columns=["frame", "id", *BOX])
     gt = pd.concat([gt, walk([(5, 600, range(1, 12)), (6, 1600, range(1, 12))], still=True)])
+    gt = pd.concat([gt, beside.assign(conf=0.9, vis=1.0)])
     found = walk([(1, 0, range(1, 12)), (3, 100, range(1, 6)), (4, 100, range(6, 12)), (5, 200, range(1, 6))])
     found = pd.concat([found, walk([(6, 300, range(3, 7)), (7, 500, range(1, 12))])])
+    found = pd.concat([found, walk([(9, 700, range(1, 6)), (9, 711, range(6, 8)), (9, 700, range(8, 12))])])
     found = pd.concat([found, walk([(8, 600, range(1, 6)), (8, 1600, range(6, 12))], still=True)])
     gt, found = (d.sort_values(["frame", "id"], kind="stable").reset_index(drop=True) for d in (gt, found))
     per, got = crossings_by_person(gt, found, 11, lines, {"min_frames": 5, "settle": 1})
-    assert sorted(per.index) == [1, 3, 4, 5, 7, 8]
-    assert got == {"crossings": 4, "found": 3, "missed": 3, "extra": 2, "extra_no_one": 1}
+    assert sorted(per.index) == [1, 3, 4, 5, 7, 8, 9]
+    assert got == {"crossings": 5, "found": 4, "missed": 3, "extra": 2, "extra_no_one": 1}
