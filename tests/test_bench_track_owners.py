@@ -61,8 +61,11 @@ def walk(spec: list[tuple[int, float, range]], still: bool = False) -> pd.DataFr
     """MOT rows of 10-px heads walking down 6 px a frame (centre y 23 in frame 1, 53 in frame 6: across y = 50
     between frames 5 and 6), or standing with centre y 15 (left edge x), or 85 (left edge x - 1000), for (id, left
     edge, frames)."""
-    y = lambda x, f: (10 if x < 1000 else 80) if still else 18 + 6 * (f - 1)  # noqa: E731
-    out = [(f, i, x % 1000, y(x, f), x % 1000 + 10, y(x, f) + 10) for i, x, frames in spec for f in frames]
+
+    def top(x: float, f: int) -> float:
+        return (10 if x < 1000 else 80) if still else 18 + 6 * (f - 1)
+
+    out = [(f, i, x % 1000, top(x, f), x % 1000 + 10, top(x, f) + 10) for i, x, frames in spec for f in frames]
     return pd.DataFrame(out, columns=["frame", "id", "x1", "y1", "x2", "y2"]).assign(conf=0.9, vis=1.0)
 
 
