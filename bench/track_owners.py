@@ -198,16 +198,21 @@ def crossing_errors(
     }
 
 
+def true_crossings(gt: pd.DataFrame, frames: int, lines: list[np.ndarray]) -> pd.DataFrame:
+    """The crossing events of the true paths (gt_heads rows, visible or not, every change of side), as bench/track.py
+    counts the truth."""
+    return crossing_events(gt.assign(conf=1.0), frames, lines)[1]
+
+
 def crossings_by_person(
-    gt: pd.DataFrame, found: pd.DataFrame, frames: int, lines: list[np.ndarray], rules: dict, min_iou: float = 0.3
+    truth: pd.DataFrame, found: pd.DataFrame, person: np.ndarray, frames: int, lines: list[np.ndarray], rules: dict
 ) -> tuple[pd.DataFrame, dict]:
-    """Count the tracks `found` under detect.py's `rules` (TrackCounter's keywords) and the true paths of `gt`
-    (gt_heads rows, visible or not); returns the counted tracks' owners (`owners`) and `crossing_errors`."""
+    """Count the tracks `found` under detect.py's `rules` (TrackCounter's keywords) against the `true_crossings`;
+    `person` is the head each row of `found` sits on (`match_by_frame`, -1 for none). Returns the counted tracks'
+    owners (`owners`) and `crossing_errors`."""
     counter, events = crossing_events(found, frames, lines, **rules)
-    person = match_by_frame(found, gt[gt["vis"] > 0], min_iou)
     followed = found[["frame", "id"]].assign(person=person)[person >= 0]
     per = owners(found, person, counter.counted_ids)
-    truth = crossing_events(gt.assign(conf=1.0), frames, lines)[1]
     return per, crossing_errors(truth, events[counter._counted[events["id"].to_numpy()]], followed)
 
 
@@ -233,7 +238,8 @@ def main(opt: argparse.Namespace):
         gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
         boxes = gt_detections(gt, n, (640, 640)) if opt.oracle else detections(predictor, frames_dir)
         found = tracks(cfg, boxes)
-        per, crossings = crossings_by_person(gt, found, n, lines, rules, opt.min_iou)
+        person = match_by_frame(found, gt[gt["vis"] > 0], opt.min_iou)
+        per, crossings = crossings_by_person(true_crossings(gt, n, lines), found, person, n, lines, rules)
         dets = pd.concat(
             [pd.DataFrame(b.xyxy[b.conf >= conf], columns=BOX).assign(frame=k) for k, b in enumerate(boxes, 1)]
         )

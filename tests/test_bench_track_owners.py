@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.track_owners import BOX, crossings_by_person, diagnose, match_by_frame, owners
+from bench.track_owners import BOX, crossings_by_person, diagnose, match_by_frame, owners, true_crossings
 from utils.track_counting import TrackCounter
 
 HEADS = {1: (0, 0, 10, 10), 2: (100, 0, 110, 10), 3: (200, 0, 210, 10), 4: (300, 0, 310, 10)}
@@ -87,6 +87,9 @@ def test_crossings_matched_when_they_happen():
     found = pd.concat([found, walk([(9, 700, range(1, 6)), (9, 711, range(6, 8)), (9, 700, range(8, 12))])])
     found = pd.concat([found, walk([(8, 600, range(1, 6)), (8, 1600, range(6, 12))], still=True)])
     gt, found = (d.sort_values(["frame", "id"], kind="stable").reset_index(drop=True) for d in (gt, found))
-    per, got = crossings_by_person(gt, found, 11, lines, {"min_frames": 5, "settle": 1})
+    person = match_by_frame(found, gt, 0.3)
+    per, got = crossings_by_person(
+        true_crossings(gt, 11, lines), found, person, 11, lines, {"min_frames": 5, "settle": 1}
+    )
     assert sorted(per.index) == [1, 3, 4, 5, 7, 8, 9]
     assert got == {"crossings": 5, "found": 4, "missed": 3, "extra": 2, "extra_no_one": 1}
