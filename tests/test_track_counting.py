@@ -135,8 +135,9 @@ def test_parse_points_and_frame_checks():
 
 def test_settle_counts_a_crossing_once_the_head_stays_on_the_other_side():
     """settle 3. Track 1 dips below the line for one frame (nothing); 2 goes below, touches the line (neither adds
-    nor resets) and stays: in at frame 5, its third update below; 3 ends two updates below (nothing); 4 goes below for
-    two updates, back above, then below for three: in at frame 7. With settle 1 the same tracks count in 5, out 2."""
+    nor resets) and stays: in at frame 5, its third update below; 3 ends two updates below: in at frame 6, its third
+    update unseen; 4 goes below for two updates, back above, then below for three: in at frame 7. With settle 1 the
+    same tracks count in 5, out 2."""
     paths = {
         1: [(10, 40), (10, 55), (10, 45), (10, 40), (10, 38), (10, 36), (10, 34)],
         2: [(20, 40), (20, 55), (20, 50), (20, 60), (20, 65), (20, 70), (20, 75)],
@@ -144,10 +145,28 @@ def test_settle_counts_a_crossing_once_the_head_stays_on_the_other_side():
         4: [(40, 40), (40, 55), (40, 60), (40, 45), (40, 55), (40, 60), (40, 65)],
     }
     tc, frames = run(paths, settle=3)
-    assert [f.crossings.tolist() for f in frames] == [[[0, 0]]] * 4 + [[[1, 0]]] * 2 + [[[2, 0]]]
+    assert [f.crossings.tolist() for f in frames] == [[[0, 0]]] * 4 + [[[1, 0]], [[2, 0]], [[3, 0]]]
     assert run(paths)[0].crossings.tolist() == [[5, 2]]
     with pytest.raises(ValueError, match="settle must be >= 1"):
         TrackCounter(settle=0)
+
+
+def test_a_head_lost_while_settling_crosses_after_settle_updates_unseen():
+    """settle 3. Tracks 1 and 4 reach the line's other side once and are not seen again for 3 updates: in at frame 5.
+    2 is seen there again at frame 4, then lost: in at frame 7, three updates after it was last seen. 3 is lost below
+    and comes back above within 2 updates: nothing. 4 then comes back above and stays three updates: out at frame 8.
+    9 stands still above the line."""
+    paths = {
+        1: [(10, 40), (10, 60)],
+        2: [(20, 40), (20, 60), None, (20, 65)],
+        3: [(30, 40), (30, 60), None, (30, 40), (30, 40)],
+        4: [(40, 40), (40, 60), None, None, None, (40, 40), (40, 40), (40, 40)],
+        9: [(90, 30)] * 8,
+    }
+    tc, frames = run(paths, settle=3)
+    assert [f.crossings.tolist() for f in frames] == [[[0, 0]]] * 4 + [[[2, 0]]] * 2 + [[[3, 0]], [[3, 1]]]
+    tc.end()
+    assert tc.crossings.tolist() == [[3, 1]]
 
 
 def test_band_ignores_a_wobble_on_the_line_and_keeps_real_crossings():
@@ -162,10 +181,11 @@ def test_band_ignores_a_wobble_on_the_line_and_keeps_real_crossings():
         TrackCounter(band=-0.1)
 
 
-def test_end_counts_the_crossings_still_settling_in_the_last_frame():
+def test_end_counts_the_crossings_still_settling():
     """settle 3. Track 1 crosses down and is seen twice below the line when the video ends: no crossing before `end`,
     one in after it. Track 2 crosses and comes back, 3 crosses and is lost before the end, 4 crosses beyond the
-    line's right end, 5 crosses up and settles (one out either way): `end` adds nothing for them, nor a second time."""
+    line's right end, 5 crosses up and settles (one out either way): `end` adds one in for 3, lost one update too
+    early to have crossed as gone, and nothing for the others, nor a second time."""
     tc, frames = run(
         {
             1: [(10, 40), (10, 40), (10, 40), (10, 60), (10, 70)],
@@ -178,10 +198,10 @@ def test_end_counts_the_crossings_still_settling_in_the_last_frame():
     )
     assert frames[-1].crossings.tolist() == [[0, 1]]
     tc.end()
-    assert tc.crossings.tolist() == [[1, 1]]
+    assert tc.crossings.tolist() == [[2, 1]]
     tc.end()
-    assert tc.crossings.tolist() == [[1, 1]] and tc.summary()["lines"][0] == {
+    assert tc.crossings.tolist() == [[2, 1]] and tc.summary()["lines"][0] == {
         "points": LINE.tolist(),
-        "in": 1,
+        "in": 2,
         "out": 1,
     }

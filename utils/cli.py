@@ -108,7 +108,8 @@ def add_tracking_args(parser: argparse.ArgumentParser, zones: bool, scope: str =
         "--cross-frames",
         type=at_least(1, int),
         default=CROSS_FRAMES,
-        help=f"{scope}frames a head must stay on the other side of a line for its crossing to count",
+        help=f"{scope}frames a head must stay on the other side of a line, or its track stay lost there, for its "
+        "crossing to count",
     )
     parser.add_argument(
         "--line",

@@ -14,7 +14,9 @@ Conventions (pixels of the source frame, y down):
     - With `settle` > 1 a change of side counts only once the head has been seen strictly on the new side in `settle`
       updates without going back (updates on the line in between neither add nor reset); the step tested is then
       the one that first reached the new side. A head whose box wobbles across the line for a frame or two counts
-      nothing.
+      nothing. A head that reaches the new side and whose track is then not seen for `settle` updates (lost or
+      ended there: an occlusion as it crosses, a track broken at the line) crosses at that update, and one still
+      settling when the video ends crosses at `end`.
     - With a `band` > 0 a head is strictly on a side only when its centre lies farther than band x its box height from
       the line: a detector's boxes jitter by a few pixels between frames, and without the band a head standing on
       the line counts an in and an out at every wobble.
@@ -138,7 +140,8 @@ class TrackCounter:
             min_conf (float): Mean score a track needs, besides `min_frames` frames, to count: as a unique head, a
                 crossing or a zone visitor. A track counts from the first update at which it meets both, and stays
                 counted, so running totals never go down.
-            settle (int): Updates a head must be seen strictly on the new side of a line for its crossing to count.
+            settle (int): Updates a head must be seen strictly on the new side of a line for its crossing to count
+                (or, after reaching it, not be seen at all).
         """
         if min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
@@ -166,13 +169,13 @@ class TrackCounter:
         self._settled = np.zeros((L, 0), np.int64)  # updates seen on that side so far
         self._reached = np.zeros((L, 0, 2))  # centre when it first reached that side
         self._inside = np.zeros((Z, 0), np.int64)  # updates spent in each zone
+        self._seen_at = np.zeros(0, np.int64)  # the update each ID was last seen in (from 1)
         self._trail = np.zeros((0, self.trail, 2), np.float32)  # recent centres, oldest first
-        self._last = np.zeros(0, np.int64)  # IDs of the last update
         self._grow(64)
 
     def _grow(self, capacity: int):
         """Make the per-ID arrays (ID on their `axis`) hold IDs below `capacity`, keeping their contents."""
-        per_id = ("_seen", "_score", "_counted", "_trail")
+        per_id = ("_seen", "_score", "_counted", "_trail", "_seen_at")
         per_line = ("_crossed", "_side", "_at", "_next", "_settled", "_reached", "_inside")
         for name, axis in (*((n, 0) for n in per_id), *((n, 1) for n in per_line)):
             a = getattr(self, name)
@@ -205,7 +208,8 @@ class TrackCounter:
         self._trail[ids[new]] = c[new, None].astype(np.float32)  # a new trail starts as its first point
         self._trail[ids] = np.concatenate([self._trail[ids, 1:], c[:, None].astype(np.float32)], 1)
         self._count_crossings(ids, c, boxes[:, 3] - boxes[:, 1])
-        self._last = ids
+        self._seen_at[ids] = self.frames + 1
+        self._close_gone()
         inside = np.array([p.contains_points(c) for p in self._paths], dtype=bool).reshape(len(self.zones), len(ids))
         self._inside[:, ids] += inside
         occupancy = inside.sum(1)
@@ -248,11 +252,22 @@ class TrackCounter:
         return _cross(step, a - p) * _cross(step, a + d - p) <= 0  # the end points lie on either side of the step
 
     def end(self) -> None:
-        """Close the sequence: a head of the last update still settling on the other side of a line (seen there fewer
-        than `settle` updates, and not back) crosses it now. Otherwise no crossing in the last `settle - 1` frames
-        of a video could count (a 3 % undercount on 150-frame videos at `settle` 5). Later calls add nothing."""
-        li, ni = np.nonzero(self._next[:, self._last])
-        i = self._last[ni]
+        """Close the sequence: a head still settling on the other side of a line (seen there fewer than `settle`
+        updates, and not back) crosses it now. Otherwise no crossing in the last `settle - 1` frames of a video could
+        count (a 3 % undercount on 150-frame videos at `settle` 5). Later calls add nothing."""
+        self._close(*np.nonzero(self._next))
+
+    def _close_gone(self):
+        """A head settling on the other side of a line whose track has not been seen for `settle` updates crosses it
+        now: its track was lost or ended there (an occlusion as it crossed, a track broken at the line), and waiting
+        for more updates on that side would drop the crossing."""
+        li, i = np.nonzero(self._next)
+        gone = self.frames + 1 - self._seen_at[i] >= self.settle
+        self._close(li[gone], i[gone])
+
+    def _close(self, li: np.ndarray, i: np.ndarray):
+        """Count the pending crossings of lines `li` by IDs `i` that pass between the end points; settle those heads
+        on their new side."""
         through = self._through(self._at[li, i], self._reached[li, i], li)
         self._crossed[li[through], i[through], (self._side[li[through], i[through]] > 0).astype(np.int64)] += 1
         self._side[li, i], self._at[li, i] = self._next[li, i], self._reached[li, i]
