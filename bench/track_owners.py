@@ -8,10 +8,10 @@ frames (with its length, matched share and number of people it passes through); 
 or more) that own no counted track, with the share of their frames in which a detection at the count threshold finds
 them (IoU > 0.5). Crossings of bench/track.py's two lines, matched one by one as they happen: a crossing a counted
 track makes matches a true crossing of the same line and direction at most 12 frames away (a track counts a crossing
-once it has settled on the new side, `--cross-frames` updates) by a person the track followed within those 12
-frames; true crossings left are missed, found ones left extra (made by a track on no one, or across a line its
-person did not cross: a hand-over, a box jumping between neighbours). Unlike the net crossing error, misses and
-extras do not cancel out.
+once it has settled on the new side, or been lost there, for `--cross-frames` updates) by a person the track followed
+within those 12 frames; true crossings left are missed, found ones left extra (made by a track on no one, or across a
+line its person did not cross: a hand-over, a box jumping between neighbours). Unlike the net crossing error, misses
+and extras do not cancel out.
 `--oracle` tracks the ground-truth boxes instead of a model's detections.
 
 Usage:

@@ -184,8 +184,8 @@ def test_band_ignores_a_wobble_on_the_line_and_keeps_real_crossings():
 def test_end_counts_the_crossings_still_settling():
     """settle 3. Track 1 crosses down and is seen twice below the line when the video ends: no crossing before `end`,
     one in after it. Track 2 crosses and comes back, 3 crosses and is lost before the end, 4 crosses beyond the
-    line's right end, 5 crosses up and settles (one out either way): `end` adds one in for 3, lost one update too
-    early to have crossed as gone, and nothing for the others, nor a second time."""
+    line's right end, 5 crosses up and settles (one out either way): `end` adds one in for 3 (unseen for two
+    updates, one short of crossing as gone), and nothing for the others, nor a second time."""
     tc, frames = run(
         {
             1: [(10, 40), (10, 40), (10, 40), (10, 60), (10, 70)],

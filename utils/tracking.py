@@ -93,8 +93,8 @@ class VideoTracking:
         zones (list[np.ndarray]): Zones, each a (K, 2) polygon in source pixels.
         min_track_frames (int): Frames a track must last to count as a unique head.
         min_track_conf (float): Mean score a track must reach to count (`TrackCounter`'s `min_conf`).
-        cross_frames (int): Updates a head must stay on the new side of a line to cross it (`TrackCounter`'s
-            `settle`).
+        cross_frames (int): Updates a head must stay on the new side of a line, or its track stay unseen after
+            reaching it, to cross it (`TrackCounter`'s `settle`).
         line_band (float): Half-width, in box heights, of the band around each line where a head is on neither side.
         trail (int): Centres per track drawn as its trail.
         counters (dict[str, TrackCounter]): Sequence → its counts; finished sequences stay until `reset`.
