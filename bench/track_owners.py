@@ -6,12 +6,14 @@ per video, the tracks detect.py counts (its rules: `--min-track-frames` 5, mean 
 0.15): a person's first track, a second track of someone, or a track that follows no one person for most of its
 frames (with its length, matched share and number of people it passes through); and the people (visible in 5 frames
 or more) that own no counted track, with the share of their frames in which a detection at the count threshold finds
-them (IoU > 0.5). Crossings of bench/track.py's two lines, matched one by one as they happen: a crossing a counted
+them (IoU > 0.5), and the detection recall of all true heads by how much of each is in view (visibility bins
+VIS_BINS). Crossings of bench/track.py's two lines, matched one by one as they happen: a crossing a counted
 track makes matches a true crossing of the same line and direction at most 12 frames away (a track counts a crossing
 once it has settled on the new side, or been lost there, for `--cross-frames` updates) by a person the track followed
 within those 12 frames; true crossings left are missed, found ones left extra (made by a track on no one, or across a
 line its person did not cross: a hand-over, a box jumping between neighbours). Unlike the net crossing error, misses
-and extras do not cancel out.
+and extras do not cancel out. Each missed crossing is put down to its person being followed by no track on a side of
+the line (unseen), by different tracks on the two sides (broken), or by one track across it (kept; `missed_kinds`).
 `--oracle` tracks the ground-truth boxes instead of a model's detections.
 
 Usage:
@@ -49,6 +51,7 @@ from utils.track_metrics import gt_heads  # noqa: E402
 from utils.tracking import CROSS_FRAMES, TRACK_CONF_MARGIN, find_tracker, fit_thresholds  # noqa: E402
 
 BOX = ["x1", "y1", "x2", "y2"]
+VIS_BINS = [0, 0.25, 0.5, 0.75, 1]  # visibility bins of the detection recall: how much of a head is in view
 
 
 def parse_opt() -> argparse.Namespace:
@@ -106,6 +109,7 @@ def diagnose(gt: pd.DataFrame, dets: pd.DataFrame, per: pd.DataFrame) -> dict:
     found_by_det = gt.assign(hit=match_by_frame(gt, dets.assign(id=np.arange(len(dets))), 0.5) >= 0)
     recall = found_by_det.groupby("id")["hit"].mean()
     no_one = per[per["role"] == "no one"]
+    by_vis = found_by_det.groupby(pd.cut(gt["vis"], VIS_BINS), observed=False)["hit"].mean()
     return {
         "people": len(people),
         "counted": len(per),
@@ -117,6 +121,7 @@ def diagnose(gt: pd.DataFrame, dets: pd.DataFrame, per: pd.DataFrame) -> dict:
         "no_one_people": no_one["people"].median(),
         "people_without_track": len(alone),
         "their_detection_recall": recall.reindex(alone).median(),
+        **{f"recall_vis{round(100 * b.right)}": r for b, r in by_vis.items()},
     }
 
 
@@ -155,7 +160,10 @@ def crossing_errors(
 
     A found crossing may match a true one of the same line and direction at most `window` frames away when its track
     followed that person at some frame within `window` of the true crossing (a single frame's match is brittle where
-    heads overlap); nearest in time first.
+    heads overlap). Of such pairs, those whose track followed the person in the larger share of its matched frames in
+    that window go first, then the nearer in time (the cost is the mean of the other people's share and the time gap
+    over `window` + 1): a track that brushed a neighbour crossing beside its own person is credited with its own
+    person's crossing, and the neighbour's crossing is the one missed.
 
     Args:
         truth (pd.DataFrame): The people's crossing events (`crossing_events` over the true paths, settle 1).
@@ -170,12 +178,17 @@ def crossing_errors(
     """
     truth, found = truth.reset_index(drop=True), found.reset_index(drop=True)
     pairs = truth.reset_index().merge(found.reset_index(), on=["line", "dir"], suffixes=("_t", "_f"))
-    pairs = pairs[(pairs["frame_f"] - pairs["frame_t"]).abs() <= window]
-    seen = pairs.rename(columns={"id_f": "id", "id_t": "person"}).merge(followed, on=["id", "person"])
-    seen = seen[(seen["frame"] - seen["frame_t"]).abs() <= window].drop_duplicates(["index_t", "index_f"])
-    i, j = seen["index_t"].to_numpy(), seen["index_f"].to_numpy()
-    dt = (seen["frame_f"] - seen["frame_t"]).abs().to_numpy()
-    _, matched, _, extra = assign((len(truth), len(found)), (i, j, dt / (window + 1)), 1.0)
+    pairs = pairs[(pairs["frame_f"] - pairs["frame_t"]).abs() <= window].rename(
+        columns={"id_f": "id", "id_t": "person"}
+    )
+    near = pairs.merge(followed, on="id", suffixes=("", "_seen"))  # whom the track followed around the true crossing
+    near = near[(near["frame"] - near["frame_t"]).abs() <= window]
+    share = (near["person_seen"] == near["person"]).groupby([near["index_t"], near["index_f"]]).mean()
+    share = share[share > 0]
+    i, j = (share.index.get_level_values(k).to_numpy() for k in (0, 1))
+    dt = (pairs.set_index(["index_t", "index_f"]).loc[share.index, "frame_f"] - truth["frame"].to_numpy()[i]).abs()
+    cost = (1 - share.to_numpy() + dt.to_numpy() / (window + 1)) / 2
+    _, matched, missed, extra = assign((len(truth), len(found)), (i, j, cost), 1.0)
     on_someone = (
         pd.merge_asof(  # the last frame each crossing's track followed anyone, up to `window` before
             found.assign(k=np.arange(len(found))).sort_values("frame", kind="stable"),
@@ -193,8 +206,38 @@ def crossing_errors(
         "crossings": len(truth),
         "found": len(found),
         "missed": len(truth) - len(matched),
+        **missed_kinds(truth.iloc[missed], followed, window),
         "extra": len(extra),
         "extra_no_one": int((~on_someone[extra]).sum()),
+    }
+
+
+def missed_kinds(missed: pd.DataFrame, followed: pd.DataFrame, window: int) -> dict:
+    """Why true crossings were missed, from the tracks that followed each person in the `window` frames before the
+    crossing frame and from it on.
+
+    Args:
+        missed (pd.DataFrame): The missed true crossings (`crossing_events` rows; id is the person).
+        followed (pd.DataFrame): Rows (frame, id, person) of the tracks' boxes matched to a person.
+        window (int): Frames looked at on each side.
+
+    Returns:
+        (dict): missed_unseen (no track followed the person on one side or both: undetected, e.g. occluded, as they
+            crossed), missed_broken (followed on both sides, by different tracks: the track broke at the line) and
+            missed_kept (one track followed them across, but counted no such crossing: too short, too low a score,
+            or back on the first side after a hand-over).
+    """
+    near = missed.reset_index().rename(columns={"id": "person"}).merge(followed, on="person", suffixes=("_t", ""))
+    near = near[(near["frame"] - near["frame_t"]).abs() <= window].assign(after=lambda d: d["frame"] >= d["frame_t"])
+    sides = near.groupby(["index", "id"])["after"].agg(["min", "max"])  # per track: seen before (min 0), after (max 1)
+    track_both = (~sides["min"] & sides["max"]).groupby(level="index").any()
+    both = sides.groupby(level="index").agg(before=("min", lambda b: (~b).any()), after=("max", "any"))
+    seen = (both["before"] & both["after"]).reindex(missed.index, fill_value=False)
+    kept = track_both.reindex(missed.index, fill_value=False)
+    return {
+        "missed_unseen": int((~seen).sum()),
+        "missed_broken": int((seen & ~kept).sum()),
+        "missed_kept": int(kept.sum()),
     }
 
 

@@ -48,9 +48,12 @@ def test_roles_and_people_without_a_track():
     assert per.loc[[1, 3, 4, 5], "role"].tolist() == ["first", "first", "second", "no one"]
     assert per.loc[5, "people"] == 2 and per.loc[5, "matched"] == 1.0 and per.loc[4, "owner"] == 2
 
-    # detections: person 3 in 3 of 10 frames, person 4 never
-    dets = rows([(0, 3, range(1, 4))])
-    got = diagnose(gt, dets, per)
+    # detections: person 3 in 3 of 10 frames, person 4 never, person 1 in 5; visibility 0.2 / 0.4 / 0.6 / 0.5 (a
+    # bin's upper edge is in it)
+    dets = rows([(0, 3, range(1, 4)), (0, 1, range(1, 6))])
+    got = diagnose(gt.assign(vis=gt["id"].map({1: 0.2, 2: 0.4, 3: 0.6, 4: 0.5})), dets, per)
+    assert (got["recall_vis25"], got["recall_vis50"], got["recall_vis75"]) == (0.5, 0.0, 0.3)
+    assert np.isnan(got["recall_vis100"])  # no head that visible
     assert (got["people"], got["counted"], got["first"], got["second"], got["no_one"]) == (4, 4, 2, 1, 1)
     assert got["people_without_track"] == 2  # persons 3 and 4: track 5 is neither's for most of its frames
     assert got["their_detection_recall"] == 0.15  # median of 0.3 and 0
@@ -76,7 +79,8 @@ def test_crossings_matched_when_they_happen():
     track 8 jumps from person 5 to person 6, across the line neither crossed: two extra, one on no one. Person 9's
     track slips onto person 10, standing just past the line beside their path, in the frame it crosses, and is back
     on person 9 two frames later: the crossing is still person 9's (it is matched by a person followed within 12
-    frames, not only by the one followed in the crossing frame)."""
+    frames, not only by the one followed in the crossing frame). Why each was missed: person 3 is followed on the
+    first side only (unseen), person 2 on both by different tracks (broken), person 4 across by one (kept)."""
     lines = [np.array([[0.0, 50], [800, 50]])]
     gt = walk([(p, 100 * (p - 1), range(1, 12)) for p in (1, 2, 3, 4)] + [(9, 700, range(1, 12))])
     beside = pd.DataFrame([(f, 10, 711, 48, 721, 58) for f in range(1, 12)], columns=["frame", "id", *BOX])
@@ -92,4 +96,40 @@ def test_crossings_matched_when_they_happen():
         true_crossings(gt, 11, lines), found, person, 11, lines, {"min_frames": 5, "settle": 1}
     )
     assert sorted(per.index) == [1, 3, 4, 5, 7, 8, 9]
-    assert got == {"crossings": 5, "found": 4, "missed": 3, "extra": 2, "extra_no_one": 1}
+    assert got == {
+        "crossings": 5,
+        "found": 4,
+        "missed": 3,
+        "missed_unseen": 1,
+        "missed_broken": 1,
+        "missed_kept": 1,
+        "extra": 2,
+        "extra_no_one": 1,
+    }
+
+
+def test_a_track_is_credited_with_its_own_persons_crossing_not_a_neighbours():
+    """Person 1 crosses y = 50 at frame 6, person 2 (100 px away, no track of their own) at frame 7. Track 1 follows
+    person 1 in every frame but frame 3, where it is on person 2; at settle 2 it counts its crossing at frame 7, the
+    very frame of person 2's. It is person 1's crossing (followed in 10 of its 11 frames), one frame late, not person
+    2's; person 2's is missed, and unseen: no track followed them after frame 3."""
+    lines = [np.array([[0.0, 50], [800, 50]])]
+    second = walk([(2, 100, range(1, 12))]).assign(frame=lambda d: d["frame"] + 1)  # a frame behind person 1
+    gt = pd.concat([walk([(1, 0, range(1, 12))]), second]).sort_values(["frame", "id"], kind="stable")
+    found = walk([(1, 0, range(1, 12))])
+    found.loc[found["frame"] == 3, BOX] = second.loc[second["frame"] == 3, BOX].to_numpy()
+    truth = true_crossings(gt.reset_index(drop=True), 12, lines)
+    assert truth[["frame", "id"]].values.tolist() == [[6, 1], [7, 2]]
+    person = match_by_frame(found, gt, 0.3)
+    assert (person == 2).sum() == 1
+    _, got = crossings_by_person(truth, found, person, 12, lines, {"min_frames": 5, "settle": 2})
+    assert got == {
+        "crossings": 2,
+        "found": 1,
+        "missed": 1,
+        "missed_unseen": 1,
+        "missed_broken": 0,
+        "missed_kept": 0,
+        "extra": 0,
+        "extra_no_one": 0,
+    }
