@@ -3,7 +3,7 @@
 A unique-head count can be right while tracks are wrong, and wrong while detection is good. This matches the
 tracker's boxes to the true heads frame by frame (one to one, IoU above --min-iou, Ultralytics' lapjv) and reports,
 per video, the tracks detect.py counts (its rules: `--min-track-frames` 5, mean score at least the count threshold +
-0.15): a person's first track, a second track of someone, or a track that follows no one person for most of its
+0.2): a person's first track, a second track of someone, or a track that follows no one person for most of its
 frames (with its length, matched share and number of people it passes through); and the people (visible in 5 frames
 or more) that own no counted track, with the share of their frames in which a detection at the count threshold finds
 them (IoU > 0.5), and the detection recall of all true heads by how much of each is in view (visibility bins
@@ -61,6 +61,7 @@ def parse_opt() -> argparse.Namespace:
     p.add_argument("--oracle", action="store_true", help="track the ground-truth boxes instead of a model's detections")
     p.add_argument("--videos", nargs="+", default=list(HELD_OUT), metavar="PEOPLE:SEED", help="generated videos")
     p.add_argument("--tracker", default="ocsort.yaml", help="Ultralytics tracker YAML, fitted as detect.py fits it")
+    p.add_argument("--frames", type=int, default=150, help="frames per video")
     p.add_argument("--min-iou", type=float, default=0.3, help="IoU a tracked box needs to follow a head")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "track_owners.csv"))
     opt = p.parse_args()
@@ -276,7 +277,7 @@ def main(opt: argparse.Namespace):
     rows = []
     for video in opt.videos:
         people, seed = (int(x) for x in video.split(":"))
-        seq = ensure_crowd_video(people, 150, 640, seed=seed, root=CACHE_DIR / "track_bench")
+        seq = ensure_crowd_video(people, opt.frames, 640, seed=seed, root=CACHE_DIR / "track_bench")
         frames_dir, n = sequence_frames(seq)
         gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
         boxes = gt_detections(gt, n, (640, 640)) if opt.oracle else detections(predictor, frames_dir)

@@ -110,7 +110,7 @@ class HeadCounter:
                 on neither side (damps jittering boxes).
             fps (float): With `track`, the frame rate of the calls, for dwell times in seconds.
             min_track_conf (float, optional): With `track`, mean score a track must reach to count as a head;
-                default: the count threshold + 0.15 (`utils.tracking.TRACK_CONF_MARGIN`).
+                default: the count threshold + 0.2 (`utils.tracking.TRACK_CONF_MARGIN`).
             cross_frames (int): With `track`, calls a head must be seen on the new side of a line before its
                 crossing counts (a box wobbling across the line for a frame or two counts nothing).
         """

@@ -13,9 +13,10 @@ duplicate removal, even its keeping a track removed for age one more frame) are 
 that the outputs equal Ultralytics' trackers'. The Kalman filter is Ultralytics' computed on each covariance's 2x2
 blocks, to the bit (utils/block_kalman.py), and a frame's matches are corrected in two batches rather than one per
 stage (`_match`, `_flush`); the solver is Ultralytics' lapjv; new tracks skip a tracked head's duplicate boxes as
-utils/track_births.py describes. One stage is ours alone (`relink_dist`, off when absent, so the tests compare with
-it off): a detection that would start a track continues a lost track whose predicted centre is near instead
-(`ArrayBYTETracker._relink`).
+utils/track_births.py describes. Two rules are ours alone (off when their YAML keys are absent, so the tests compare
+with them off): a detection that would start a track continues a lost track whose predicted centre is near instead
+(`relink_dist`, `ArrayBYTETracker._relink`), and a lost track whose predicted centre has left the frame ends
+(`drop_exited`, `ArrayBYTETracker._exited`).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class ArrayBYTETracker:
 
     def reset(self):
         """Forget every track; IDs restart at 1."""
-        self.frame_id, self.next_id = 0, 1
+        self.frame_id, self.next_id, self._shape = 0, 1, None
         self.tracks, self.removed_ids = self._empty(), np.zeros(0, np.int64)
         self._queued = []  # matches whose Kalman correction waits for `_flush`
 
@@ -155,6 +156,7 @@ class ArrayBYTETracker:
                 tracked tracks, float32.
         """
         self.frame_id += 1
+        self._shape = getattr(results, "orig_shape", None)
         high, low = self._detections(results)
         t = self.tracks
         unconfirmed = np.flatnonzero(t.tracked & ~t.activated)
@@ -339,8 +341,9 @@ class ArrayBYTETracker:
         stale = old_lost[self.frame_id - t.frame[old_lost] > self.max_frames_lost]
         tracked = np.concatenate([stayed, np.arange(n, len(t)), refind])
         lost_rows = np.concatenate([old_lost, lost])
-        lost_rows = lost_rows[~np.isin(t.id[lost_rows], self.removed_ids)]
-        removed = t.id[np.concatenate([np.flatnonzero(t.tracked[old] & ~matched), stale])]  # unconfirmed, then stale
+        exited = lost_rows[self._exited(t.mean[lost_rows])]
+        lost_rows = lost_rows[~np.isin(t.id[lost_rows], self.removed_ids) & ~np.isin(lost_rows, exited)]
+        removed = t.id[np.concatenate([np.flatnonzero(t.tracked[old] & ~matched), stale, exited])]
         self.removed_ids = np.concatenate([self.removed_ids, removed])[-REMOVED_BUFFER:]
         p, q, iou = overlapping_pairs(xyxy_of(t.mean[tracked]), xyxy_of(t.mean[lost_rows]))
         p, q = tracked[p[1 - iou < 0.15]], lost_rows[q[1 - iou < 0.15]]
@@ -349,6 +352,19 @@ class ArrayBYTETracker:
         drop[p[~longer]], drop[q[longer]] = True, True
         order = np.concatenate([tracked, lost_rows])
         self.tracks = t.take(order[~drop[order]])
+
+    def _exited(self, mean: np.ndarray) -> np.ndarray:
+        """Which lost tracks (Kalman means (N, 8)) have left the frame: their predicted centre lies outside it, when
+        the YAML sets `drop_exited` and the detections carry their frame's `orig_shape`.
+
+        A person walking out of the frame leaves a lost track behind whose last observed box is a sliver at the
+        border; kept for `track_buffer` frames, it takes over the next person who enters there (OC-SORT's recovery on
+        last observations matches the two slivers), so two people count as one. Such a track ends at once instead."""
+        if not getattr(self.args, "drop_exited", False) or self._shape is None:
+            return np.zeros(len(mean), bool)
+        h, w = self._shape[:2]
+        x, y = mean[:, 0], mean[:, 1]
+        return (x < 0) | (x > w) | (y < 0) | (y > h)
 
     def _output(self) -> np.ndarray:
         """Confirmed tracked tracks as `BYTETracker._format_output` rows."""
