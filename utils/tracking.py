@@ -66,11 +66,11 @@ def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
     `match_thresh` 0.8 asks, and every track broke within a few frames. This applies to the trackers built on
     ByteTrack's two stages (ByteTrack, BoT-SORT, OC-SORT, Deep OC-SORT, FastTrack); other tracker types (TrackTrack,
     whose thresholds mean something else) are returned unchanged. Three keys of ours are added when absent:
-    `new_track_max_iou` (a second box on a tracked head starts no track, utils/track_births.py) and `relink_dist` (a
+    `new_track_max_iou` (a second box on a tracked head starts no track, utils/track_births.py), `relink_dist` (a
     detection that would start a track continues a lost track whose predicted centre is this many track heights away
-    or less) and `drop_exited` (a lost track whose predicted centre has left the frame ends); both for ByteTrack and
-    OC-SORT, utils/array_tracker.py. `VideoTracking` fits only Ultralytics' YAMLs given by
-    name: a user's file is used as written.
+    or less) and `drop_exited` (a lost track whose predicted centre has left the frame ends); the last two for
+    ByteTrack and OC-SORT, utils/array_tracker.py. `VideoTracking` fits only Ultralytics' YAMLs given by name: a
+    user's file is used as written.
 
     Returns:
         (tuple[str, float]): The YAML to track with and the confidence NMS must keep detections from: the low
