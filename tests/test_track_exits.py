@@ -19,7 +19,7 @@ def clipped(x1: np.ndarray, y1: float = 100.0, side: float = 20.0) -> list[np.nd
 
 
 def exit_then_entry(gap: int) -> list[np.ndarray]:
-    """A 20-px head walking right at 2 px a frame out of the right edge (last seen at frame 16, a 2-px sliver), then,
+    """A 20-px head walking right at 2 px a frame out of the right edge (last seen at frame 15, a 2-px sliver), then,
     `gap` frames later, another entering at the same place, walking left at 2 px a frame for 8 frames."""
     leaving = clipped(np.arange(290.0, 320.0, 2.0))  # 15 frames in view
     entering = clipped(np.arange(318.0, 302.0, -2.0))
@@ -39,8 +39,8 @@ def test_a_track_that_left_the_frame_does_not_take_over_a_newcomer(name, tmp_pat
 
 @pytest.mark.parametrize("name", ["bytetrack.yaml", "ocsort.yaml"])
 def test_a_head_at_the_border_missed_for_a_frame_keeps_its_id(name, tmp_path):
-    """A still head half out of the right edge (centre 5 px inside), not detected for 3 frames: its predicted centre
-    is in the frame, so its track waits and takes it back (ID 1), rule on or off."""
+    """A still head cut by the right edge (box 305-320, touching it; centre 7.5 px inside), not detected for 3 frames:
+    its predicted centre is in the frame, so its track waits and takes it back (ID 1), rule on or off."""
     head = np.array([[305.0, 100, 320, 120]])
     frames = [head] * 5 + [np.zeros((0, 4))] * 3 + [head] * 3
     for keys in ({}, {"drop_exited": False}):
@@ -50,9 +50,7 @@ def test_a_head_at_the_border_missed_for_a_frame_keeps_its_id(name, tmp_path):
 def test_without_a_frame_size_nothing_is_dropped(tmp_path):
     """Detections with no `orig_shape` (a tracker fed bare arrays) give no frame to leave: the rule does nothing."""
     t = tracker("ocsort.yaml", tmp_path)
-    t._shape = None
-    mean = np.zeros((2, 8))
-    mean[:, :2] = [[-5, 10], [400, 10]]
-    assert t._exited(mean).tolist() == [False, False]
-    t._shape = (SIZE, SIZE)
-    assert t._exited(mean).tolist() == [True, True]
+    mean = np.zeros((3, 8))
+    mean[:, :2] = [[-5, 10], [400, 10], [SIZE, SIZE]]  # left of the frame, right of it, on its corner
+    assert t._exited(mean, None).tolist() == [False, False, False]
+    assert t._exited(mean, (SIZE, SIZE)).tolist() == [True, True, False]

@@ -196,8 +196,9 @@ def test_api_tracks_a_stream_of_frames(weights, runs):
 
 
 def test_api_tracks_with_ocsort_fitted_and_on_arrays(weights):
-    """OC-SORT by name on our checkpoint: its YAML fitted to the stored count threshold (0.3), NMS kept at that
-    threshold (the YAML has no low-score stage), the array twin running, and patches moving one way tracked."""
+    """OC-SORT by name on our checkpoint: its YAML fitted to the stored count threshold (0.3) with our rules on, NMS
+    kept at that threshold (the YAML has no low-score stage), the array twin running, patches moving one way tracked,
+    and tracks counted from a mean score of 0.5 (the default margin)."""
     from ultralytics.utils import YAML
 
     from utils.api import HeadCounter
@@ -210,6 +211,8 @@ def test_api_tracks_with_ocsort_fitted_and_on_arrays(weights):
     assert counter.predictor.args.conf == pytest.approx(0.3)
     assert type(counter.predictor.trackers[0]) is ArrayOCSORT
     assert sum(map(len, ids)) > 0
+    assert cfg["drop_exited"] is True and cfg["relink_dist"] == 1.0  # our rules, on by default
+    assert counter.summary()["min_track_conf"] == 0.5  # the count threshold 0.3 + the default margin 0.2
 
 
 def test_line_band_and_cross_frames_reach_the_counters(weights):

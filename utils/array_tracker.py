@@ -126,7 +126,7 @@ class ArrayBYTETracker:
 
     def reset(self):
         """Forget every track; IDs restart at 1."""
-        self.frame_id, self.next_id, self._shape = 0, 1, None
+        self.frame_id, self.next_id = 0, 1
         self.tracks, self.removed_ids = self._empty(), np.zeros(0, np.int64)
         self._queued = []  # matches whose Kalman correction waits for `_flush`
 
@@ -156,7 +156,6 @@ class ArrayBYTETracker:
                 tracked tracks, float32.
         """
         self.frame_id += 1
-        self._shape = getattr(results, "orig_shape", None)
         high, low = self._detections(results)
         t = self.tracks
         unconfirmed = np.flatnonzero(t.tracked & ~t.activated)
@@ -175,7 +174,7 @@ class ArrayBYTETracker:
         if len(relinked):  # clear of the relinked heads too, where their correction put them
             clear &= self._clear(high.xyxy[left], relinked)
         born = self._births(high.take(left[clear]))
-        self._merge(matched, np.concatenate(refind), lost[~matched[lost]], born)
+        self._merge(matched, np.concatenate(refind), lost[~matched[lost]], born, getattr(results, "orig_shape", None))
         return self._output()
 
     def _detections(self, results) -> tuple[Rows, Rows]:
@@ -323,13 +322,14 @@ class ArrayBYTETracker:
         """Extra fields of new tracks with these Kalman states (OC-SORT's observations; none here)."""
         return {}
 
-    def _merge(self, matched: np.ndarray, refind: np.ndarray, lost: np.ndarray, born: Rows):
+    def _merge(self, matched: np.ndarray, refind: np.ndarray, lost: np.ndarray, born: Rows, shape: tuple | None):
         """End-of-frame bookkeeping of `merge_track_pools`: tracked = tracks that stayed tracked (their order), then
         new tracks, then re-found ones; lost = lost tracks not re-found, then the newly lost, less those removed in
         earlier frames; then a tracked and a lost track overlapping by IoU > 0.85 keep only the longer-lived one.
 
         As in Ultralytics, a lost track removed for age (`track_buffer`) leaves the lost tracks one frame later, so it
-        can still be found again in the next frame; and a track's removal is remembered (last 1,000) by its ID.
+        can still be found again in the next frame; and a track's removal is remembered (last 1,000) by its ID. A lost
+        track that has left the frame (`_exited`, of a frame of `shape`) is removed at once.
         """
         n = len(self.tracks)
         t = Rows.cat(self.tracks, born) if len(born) else self.tracks
@@ -341,8 +341,9 @@ class ArrayBYTETracker:
         stale = old_lost[self.frame_id - t.frame[old_lost] > self.max_frames_lost]
         tracked = np.concatenate([stayed, np.arange(n, len(t)), refind])
         lost_rows = np.concatenate([old_lost, lost])
-        exited = lost_rows[self._exited(t.mean[lost_rows])]
-        lost_rows = lost_rows[~np.isin(t.id[lost_rows], self.removed_ids) & ~np.isin(lost_rows, exited)]
+        gone = self._exited(t.mean[lost_rows], shape)
+        exited = lost_rows[gone]
+        lost_rows = lost_rows[~np.isin(t.id[lost_rows], self.removed_ids) & ~gone]
         removed = t.id[np.concatenate([np.flatnonzero(t.tracked[old] & ~matched), stale, exited])]
         self.removed_ids = np.concatenate([self.removed_ids, removed])[-REMOVED_BUFFER:]
         p, q, iou = overlapping_pairs(xyxy_of(t.mean[tracked]), xyxy_of(t.mean[lost_rows]))
@@ -353,16 +354,16 @@ class ArrayBYTETracker:
         order = np.concatenate([tracked, lost_rows])
         self.tracks = t.take(order[~drop[order]])
 
-    def _exited(self, mean: np.ndarray) -> np.ndarray:
-        """Which lost tracks (Kalman means (N, 8)) have left the frame: their predicted centre lies outside it, when
-        the YAML sets `drop_exited` and the detections carry their frame's `orig_shape`.
+    def _exited(self, mean: np.ndarray, shape: tuple | None) -> np.ndarray:
+        """Which lost tracks (Kalman means (N, 8)) have left a frame of `shape` (the detections' `orig_shape`, height
+        first): their predicted centre lies outside it, when the YAML sets `drop_exited` and the shape is known.
 
         A person walking out of the frame leaves a lost track behind whose last observed box is a sliver at the
         border; kept for `track_buffer` frames, it takes over the next person who enters there (OC-SORT's recovery on
         last observations matches the two slivers), so two people count as one. Such a track ends at once instead."""
-        if not getattr(self.args, "drop_exited", False) or self._shape is None:
+        if not getattr(self.args, "drop_exited", False) or shape is None:
             return np.zeros(len(mean), bool)
-        h, w = self._shape[:2]
+        h, w = shape[:2]
         x, y = mean[:, 0], mean[:, 1]
         return (x < 0) | (x > w) | (y < 0) | (y > h)
 
