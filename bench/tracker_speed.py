@@ -4,9 +4,10 @@ Each video's frames are detected once (the counting predictor at the checkpoint'
 low-score threshold of the fitted ByteTrack YAML, so one pass serves every tracker); then each tracker YAML, fitted to
 the count threshold as detect.py fits it, runs over those detections as Ultralytics' tracker (with our duplicate-birth
 rule, utils/track_births.py, so that both sides follow the same YAML) and as detect.py's twin
-(`utils.array_tracker.fast_tracker`) with our own rules off (`relink_dist`, `drop_exited`), alternately, --repeats
-times each. Reported: milliseconds per frame of each (fastest repeat), their ratio, whether the twin's outputs equal
-Ultralytics' in every frame (boxes, IDs, scores), and the twin's time as detect.py runs it, our rules on.
+(`utils.array_tracker.fast_tracker`) with our own rules off (`relink_dist`, `drop_exited`, `keep_occluded`),
+alternately, --repeats times each. Reported: milliseconds per frame of each (fastest repeat), their ratio, whether the
+twin's outputs equal Ultralytics' in every frame (boxes, IDs, scores), and the twin's time as detect.py runs it, our
+rules on.
 
 Usage:
     python bench/tracker_speed.py --weights runs/train/synth320_align/weights/best.pt
@@ -88,9 +89,10 @@ def run(tracker, frames: list) -> tuple[float, list[np.ndarray]]:
 
 def compare(cfg, frames: list, repeats: int) -> dict:
     """Ultralytics' tracker of the YAML's type (with our birth rule) against its twin with our rules off (the same
-    algorithm), and the twin as detect.py runs it (the YAML's `relink_dist` and `drop_exited`), alternately."""
+    algorithm), and the twin as detect.py runs it (the YAML's rules of ours), alternately."""
     stock = type("Stock", (DuplicateBirths, TRACKER_MAP[cfg.tracker_type]), {})
-    same_algorithm = IterableSimpleNamespace(**{**vars(cfg), "relink_dist": None, "drop_exited": False})  # ours alone
+    ours_off = {"relink_dist": None, "drop_exited": False, "keep_occluded": False}  # rules Ultralytics lacks
+    same_algorithm = IterableSimpleNamespace(**{**vars(cfg), **ours_off})
     times = {"ultralytics": [], "ours": [], "ours_shipped": []}
     for _ in range(repeats):
         t_stock, a = run(stock(args=same_algorithm), frames)

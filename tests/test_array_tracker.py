@@ -55,7 +55,7 @@ def test_array_trackers_give_ultralytics_outputs(name, stock, ours, settings, tm
     """70 frames of the hard crowd: the same boxes, IDs, scores and detection indices, in the same order, every frame;
     the run did lose tracks and find them again after 2 frames or more, and removed tracks."""
     path, _ = fit_thresholds(find_tracker(name), 0.3, tmp_path / name)
-    ours_off = {"relink_dist": None, "drop_exited": False}  # rules Ultralytics lacks
+    ours_off = {"relink_dist": None, "drop_exited": False, "keep_occluded": False}  # rules Ultralytics lacks
     cfg = IterableSimpleNamespace(**{**YAML.load(path), **ours_off, **settings})
     a, b = ours(cfg), stock(args=cfg)
     seen = {}  # track ID -> frames output

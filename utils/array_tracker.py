@@ -13,10 +13,11 @@ duplicate removal, even its keeping a track removed for age one more frame) are 
 that the outputs equal Ultralytics' trackers'. The Kalman filter is Ultralytics' computed on each covariance's 2x2
 blocks, to the bit (utils/block_kalman.py), and a frame's matches are corrected in two batches rather than one per
 stage (`_match`, `_flush`); the solver is Ultralytics' lapjv; new tracks skip a tracked head's duplicate boxes as
-utils/track_births.py describes. Two rules are ours alone (off when their YAML keys are absent, so the tests compare
-with them off): a detection that would start a track continues a lost track whose predicted centre is near instead
-(`relink_dist`, `ArrayBYTETracker._relink`), and a lost track whose predicted centre has left the frame ends
-(`drop_exited`, `ArrayBYTETracker._exited`).
+utils/track_births.py describes. Three rules are ours alone (off when their YAML keys are absent, so the tests
+compare with them off): a detection that would start a track continues a lost track whose predicted centre is near
+instead (`relink_dist`, `ArrayBYTETracker._relink`), a lost track whose predicted centre has left the frame ends
+(`drop_exited`, `ArrayBYTETracker._exited`), and a lost track overlapping a tracked one is kept rather than removed as
+its duplicate (`keep_occluded`, `ArrayBYTETracker._duplicates`).
 """
 
 from __future__ import annotations
@@ -325,7 +326,8 @@ class ArrayBYTETracker:
     def _merge(self, matched: np.ndarray, refind: np.ndarray, lost: np.ndarray, born: Rows, shape: tuple | None):
         """End-of-frame bookkeeping of `merge_track_pools`: tracked = tracks that stayed tracked (their order), then
         new tracks, then re-found ones; lost = lost tracks not re-found, then the newly lost, less those removed in
-        earlier frames; then a tracked and a lost track overlapping by IoU > 0.85 keep only the longer-lived one.
+        earlier frames; then of a tracked and a lost track overlapping by IoU > 0.85 only the longer-lived one stays
+        (`_duplicates`).
 
         As in Ultralytics, a lost track removed for age (`track_buffer`) leaves the lost tracks one frame later, so it
         can still be found again in the next frame; and a track's removal is remembered (last 1,000) by its ID. A lost
@@ -346,13 +348,27 @@ class ArrayBYTETracker:
         lost_rows = lost_rows[~np.isin(t.id[lost_rows], self.removed_ids) & ~gone]
         removed = t.id[np.concatenate([np.flatnonzero(t.tracked[old] & ~matched), stale, exited])]
         self.removed_ids = np.concatenate([self.removed_ids, removed])[-REMOVED_BUFFER:]
-        p, q, iou = overlapping_pairs(xyxy_of(t.mean[tracked]), xyxy_of(t.mean[lost_rows]))
-        p, q = tracked[p[1 - iou < 0.15]], lost_rows[q[1 - iou < 0.15]]
-        longer = t.frame[p] - t.start[p] > t.frame[q] - t.start[q]
-        drop = np.zeros(len(t), bool)
-        drop[p[~longer]], drop[q[longer]] = True, True
+        drop = self._duplicates(t, tracked, lost_rows)
         order = np.concatenate([tracked, lost_rows])
         self.tracks = t.take(order[~drop[order]])
+
+    def _duplicates(self, t: Rows, tracked: np.ndarray, lost: np.ndarray) -> np.ndarray:
+        """Which rows of `t` `merge_track_pools` drops as duplicates: of a tracked and a lost track overlapping by IoU
+        above 0.85, the shorter-lived one; none when the YAML sets `keep_occluded`.
+
+        In a crowd such a pair is mostly a head hidden behind another, not one head tracked twice (a tracked head's
+        second boxes start no track, utils/track_births.py). Dropping the hidden head's track makes it a new person
+        when it comes out again; dropping the visible head's (when the hidden one is older) hands its detection to the
+        hidden head's ID. Skipping the removal took the second tracks of people on 600-frame generated videos from 541
+        to 296 (BENCHMARKS.md, session 21)."""
+        drop = np.zeros(len(t), bool)
+        if getattr(self.args, "keep_occluded", False):
+            return drop
+        p, q, iou = overlapping_pairs(xyxy_of(t.mean[tracked]), xyxy_of(t.mean[lost]))
+        p, q = tracked[p[1 - iou < 0.15]], lost[q[1 - iou < 0.15]]
+        longer = t.frame[p] - t.start[p] > t.frame[q] - t.start[q]
+        drop[p[~longer]], drop[q[longer]] = True, True
+        return drop
 
     def _exited(self, mean: np.ndarray, shape: tuple | None) -> np.ndarray:
         """Which lost tracks (Kalman means (N, 8)) have left a frame of `shape` (the detections' `orig_shape`, height

@@ -11,8 +11,9 @@ sets utils/tracking.py's NEW_TRACK_MAX_IOU). A head entering across the frame ed
 coming out from behind another starts its track once clear of it, unless its own lost track picks it up first.
 On held-out generated videos, lowering the limit from 0.3 to 0.05 left 1-3 % of the people without any track and
 removed a third of the extra tracks (BENCHMARKS.md, session 12); but with the true boxes as detections 0.05 also
-blocks real neighbours (-13 % unique heads on a dense video). Since utils/array_tracker.py continues lost tracks
-from the detections that could start one (`relink_dist`), the limit is 0.2 (session 16).
+blocks real neighbours (-13 % unique heads on a dense video). With utils/array_tracker.py continuing lost tracks from
+the detections that could start one (`relink_dist`), the limit became 0.2 (session 16); it stays 0.2 with relinking
+off and occluded heads' tracks kept (0.1 and 0.3 counted worse on 600-frame videos, session 21).
 """
 
 from __future__ import annotations

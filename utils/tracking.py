@@ -25,15 +25,18 @@ from utils.track_counting import TrackCounter, check_inside_frame
 
 DEFAULT_TRACKER = "ocsort.yaml"  # fewer unique-count errors than ByteTrack on held-out videos (BENCHMARKS.md)
 FITTED = {"bytetrack", "botsort", "ocsort", "deepocsort", "fasttrack"}  # share ByteTrack's thresholds
-# utils/track_births.py and utils/array_tracker.py's `_relink`: chosen together on nine held-out generated videos with
-# two detectors (BENCHMARKS.md, session 16; 0.05 without relinking, session 12)
+# utils/track_births.py: chosen on nine held-out generated videos with two detectors (BENCHMARKS.md, session 16; 0.05
+# without relinking, session 12), and again with occluded tracks kept (session 21)
 NEW_TRACK_MAX_IOU = 0.2
-RELINK_DIST = 1.0  # track heights
+# utils/array_tracker.py's `_relink`, in track heights: off since occluded tracks are kept, which mends the breaks it
+# mended without its hand-overs (BENCHMARKS.md, session 21; 1.0 in sessions 16-20)
+RELINK_DIST = None
 DROP_EXITED = True  # a lost track whose predicted centre left the frame ends (BENCHMARKS.md, session 20)
+KEEP_OCCLUDED = True  # a lost track hidden behind a tracked head is no duplicate of it (BENCHMARKS.md, session 21)
 # A track counts when its mean score is this far above the count threshold: tracks on background hover just above it
 # (held-out generated videos, BENCHMARKS.md session 13; 0.2 since tracks that left the frame end, session 20)
 TRACK_CONF_MARGIN = 0.2
-TRACKER_KEYS = ("new_track_max_iou", "relink_dist", "drop_exited")  # tracker YAML keys of ours, set by `fit_thresholds`
+TRACKER_KEYS = ("new_track_max_iou", "relink_dist", "drop_exited", "keep_occluded")  # ours, set by `fit_thresholds`
 CROSS_FRAMES = 5  # frames past a line before a crossing counts (held-out generated videos, BENCHMARKS.md session 13)
 
 
@@ -65,10 +68,11 @@ def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
     count threshold of 0.2, a head that moved keeps an IoU of 0.6 but a fused similarity of 0.12, below the 0.2 that
     `match_thresh` 0.8 asks, and every track broke within a few frames. This applies to the trackers built on
     ByteTrack's two stages (ByteTrack, BoT-SORT, OC-SORT, Deep OC-SORT, FastTrack); other tracker types (TrackTrack,
-    whose thresholds mean something else) are returned unchanged. Three keys of ours are added when absent:
+    whose thresholds mean something else) are returned unchanged. Four keys of ours are added when absent:
     `new_track_max_iou` (a second box on a tracked head starts no track, utils/track_births.py), `relink_dist` (a
     detection that would start a track continues a lost track whose predicted centre is this many track heights away
-    or less) and `drop_exited` (a lost track whose predicted centre has left the frame ends); the last two for
+    or less; None, off), `drop_exited` (a lost track whose predicted centre has left the frame ends) and
+    `keep_occluded` (a lost track on a tracked head is kept, not removed as its duplicate); the last three for
     ByteTrack and OC-SORT, utils/array_tracker.py. `VideoTracking` fits only Ultralytics' YAMLs given by name: a
     user's file is used as written.
 
@@ -84,6 +88,7 @@ def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
     cfg.setdefault("new_track_max_iou", NEW_TRACK_MAX_IOU)
     cfg.setdefault("relink_dist", RELINK_DIST)
     cfg.setdefault("drop_exited", DROP_EXITED)
+    cfg.setdefault("keep_occluded", KEEP_OCCLUDED)
     YAML.save(dest, cfg)
     return str(dest), low if cfg.get("use_byte", True) else conf
 
