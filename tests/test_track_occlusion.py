@@ -11,14 +11,14 @@ from tests.test_track_relink import ids, tracker
 STILL = [150.0, 100, 170, 120]  # a 20-px head standing still
 
 
-def behind(walker_from: int = 1, still_from: int = 1, frames: int = 40) -> list[np.ndarray]:
-    """A still head (seen from frame `still_from`) and a 20-px head walking right at 2 px a frame from x1 = 100 (seen
-    from frame `walker_from`), undetected while its box lies less than 14 px from the still one's: frames 20-32,
-    where its predicted box, coasting, overlaps the still head's by IoU up to 1. The still head is listed first."""
+def behind(still_from: int = 1, frames: int = 40) -> list[np.ndarray]:
+    """A still head (seen from frame `still_from`) and a 20-px head walking right at 2 px a frame from x1 = 100,
+    undetected while its box lies less than 14 px from the still one's: frames 20-32, where its predicted box,
+    coasting, overlaps the still head's by IoU up to 1. The still head is listed first."""
     out = []
     for k in range(1, frames + 1):
         x1 = 100.0 + 2 * (k - 1)
-        walker = [[x1, 100, x1 + 20, 120]] if k >= walker_from and abs(x1 - STILL[0]) >= 14 else []
+        walker = [[x1, 100, x1 + 20, 120]] if abs(x1 - STILL[0]) >= 14 else []
         out.append(np.array(([STILL] if k >= still_from else []) + walker).reshape(-1, 4))
     return out
 

@@ -45,8 +45,8 @@ def occluded(shift: float) -> list[np.ndarray]:
 @pytest.mark.parametrize("name", ["bytetrack.yaml", "ocsort.yaml"])
 def test_relink_keeps_the_id_within_reach(name, tmp_path):
     """14 px off (IoU 6 * 20 / (800 - 120) = 0.18, below the 0.2 that match_thresh 0.8 asks): with relink_dist 1 (20 px
-    of a 20-px head, the fitted default) the head keeps ID 1; with relinking off, and 30 px off even with it, it comes
-    back as ID 2."""
+    of a 20-px head; the fitted default in sessions 16-20) the head keeps ID 1; with relinking off, and 30 px off even
+    with it, it comes back as ID 2."""
     assert ids(tracker(name, tmp_path, relink_dist=1.0), occluded(14))[-1] == [1]
     assert ids(tracker(name, tmp_path, relink_dist=None), occluded(14))[-1] == [2]
     assert ids(tracker(name, tmp_path, relink_dist=1.0), occluded(30))[-1] == [2]
