@@ -41,7 +41,7 @@ from utils.checkpoint import read_train_args  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
 from utils.track_births import DuplicateBirths  # noqa: E402
 from utils.track_eval import sequence_frames  # noqa: E402
-from utils.tracking import find_tracker, fit_thresholds  # noqa: E402
+from utils.tracking import ARRAY_RULES_OFF, find_tracker, fit_thresholds  # noqa: E402
 
 
 def parse_opt() -> argparse.Namespace:
@@ -91,8 +91,7 @@ def compare(cfg, frames: list, repeats: int) -> dict:
     """Ultralytics' tracker of the YAML's type (with our birth rule) against its twin with our rules off (the same
     algorithm), and the twin as detect.py runs it (the YAML's rules of ours), alternately."""
     stock = type("Stock", (DuplicateBirths, TRACKER_MAP[cfg.tracker_type]), {})
-    ours_off = {"relink_dist": None, "drop_exited": False, "keep_occluded": False}  # rules Ultralytics lacks
-    same_algorithm = IterableSimpleNamespace(**{**vars(cfg), **ours_off})
+    same_algorithm = IterableSimpleNamespace(**{**vars(cfg), **ARRAY_RULES_OFF})  # rules Ultralytics lacks
     times = {"ultralytics": [], "ours": [], "ours_shipped": []}
     for _ in range(repeats):
         t_stock, a = run(stock(args=same_algorithm), frames)

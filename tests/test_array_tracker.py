@@ -18,7 +18,7 @@ from data.synthetic_video import crowd_tracks
 from utils.array_tracker import NO_FRAME, ArrayBYTETracker, ArrayOCSORT, assign, fast_tracker
 from utils.batched_tracker import BatchedBOTSORT
 from utils.track_births import DuplicateBirths
-from utils.tracking import find_tracker, fit_thresholds
+from utils.tracking import ARRAY_RULES_OFF, find_tracker, fit_thresholds
 
 
 class StockByteTrack(DuplicateBirths, BYTETracker):
@@ -55,8 +55,7 @@ def test_array_trackers_give_ultralytics_outputs(name, stock, ours, settings, tm
     """70 frames of the hard crowd: the same boxes, IDs, scores and detection indices, in the same order, every frame;
     the run did lose tracks and find them again after 2 frames or more, and removed tracks."""
     path, _ = fit_thresholds(find_tracker(name), 0.3, tmp_path / name)
-    ours_off = {"relink_dist": None, "drop_exited": False, "keep_occluded": False}  # rules Ultralytics lacks
-    cfg = IterableSimpleNamespace(**{**YAML.load(path), **ours_off, **settings})
+    cfg = IterableSimpleNamespace(**{**YAML.load(path), **ARRAY_RULES_OFF, **settings})  # rules Ultralytics lacks
     a, b = ours(cfg), stock(args=cfg)
     seen = {}  # track ID -> frames output
     for k, det in enumerate(hard_crowd(70, seed=5), 1):

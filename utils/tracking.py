@@ -36,7 +36,16 @@ KEEP_OCCLUDED = True  # a lost track hidden behind a tracked head is no duplicat
 # A track counts when its mean score is this far above the count threshold: tracks on background hover just above it
 # (held-out generated videos, BENCHMARKS.md session 13; 0.2 since tracks that left the frame end, session 20)
 TRACK_CONF_MARGIN = 0.2
-TRACKER_KEYS = ("new_track_max_iou", "relink_dist", "drop_exited", "keep_occluded")  # ours, set by `fit_thresholds`
+# tracker YAML keys of ours and the values `fit_thresholds` writes where a YAML lacks them
+OUR_KEYS = {
+    "new_track_max_iou": NEW_TRACK_MAX_IOU,
+    "relink_dist": RELINK_DIST,
+    "drop_exited": DROP_EXITED,
+    "keep_occluded": KEEP_OCCLUDED,
+}
+TRACKER_KEYS = tuple(OUR_KEYS)
+# the array trackers' own rules off (the birth rule is not: tests and benches give it to Ultralytics' side too)
+ARRAY_RULES_OFF = {"relink_dist": None, "drop_exited": False, "keep_occluded": False}
 CROSS_FRAMES = 5  # frames past a line before a crossing counts (held-out generated videos, BENCHMARKS.md session 13)
 
 
@@ -85,10 +94,8 @@ def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
         return tracker, conf
     low = round(conf * cfg["track_low_thresh"] / cfg["track_high_thresh"], 6)
     cfg.update(track_high_thresh=conf, new_track_thresh=conf, track_low_thresh=low, fuse_score=False)
-    cfg.setdefault("new_track_max_iou", NEW_TRACK_MAX_IOU)
-    cfg.setdefault("relink_dist", RELINK_DIST)
-    cfg.setdefault("drop_exited", DROP_EXITED)
-    cfg.setdefault("keep_occluded", KEEP_OCCLUDED)
+    for key, value in OUR_KEYS.items():
+        cfg.setdefault(key, value)
     YAML.save(dest, cfg)
     return str(dest), low if cfg.get("use_byte", True) else conf
 
