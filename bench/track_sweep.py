@@ -10,11 +10,14 @@ as the net crossing error does; and the counted tracks that follow no one person
 ("no_one": mostly hand-overs between neighbours). The default videos are the held-out seeds
 (21-23): choose settings there, then check them on the benchmark's (11-13) with bench/track.py. Detections are kept
 on disk (bench/tracker_speed.py's `detections`), so a second sweep on the same videos and checkpoint starts at once.
-`--oracle` tracks the ground-truth boxes instead: what a setting costs with a perfect detector.
+`--oracle` tracks the ground-truth boxes instead: what a setting costs with a perfect detector. `--repairs` also
+tracks four repairs of the model's detections (`repairs`), each a defect of the detector removed in turn: what each
+costs the tracks and counts.
 
 Usage:
     python bench/track_sweep.py --weights best.pt --set match_thresh=0.6,0.7,0.8 --set inertia=0.1,0.2,0.4
     python bench/track_sweep.py --oracle --set new_track_max_iou=0.05,0.2 --set relink_dist=none,1
+    python bench/track_sweep.py --weights best.pt --repairs
 """
 
 from __future__ import annotations
@@ -25,27 +28,30 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from ultralytics.cfg import smart_value  # noqa: E402
+from ultralytics.engine.results import Boxes  # noqa: E402
 from ultralytics.utils import YAML, IterableSimpleNamespace  # noqa: E402
 
 from bench.common import load, machine_header, markdown_table  # noqa: E402
 from bench.track import HELD_OUT, ORACLE_CONF, gt_detections, lines_for, tracks  # noqa: E402
-from bench.track_owners import crossings_by_person, match_by_frame, true_crossings  # noqa: E402
+from bench.track_owners import BOX, crossings_by_person, match_by_frame, true_crossings  # noqa: E402
 from bench.tracker_speed import detections  # noqa: E402
 from data.synthetic_video import ensure_crowd_video  # noqa: E402
 from utils import CACHE_DIR, COUNT_IOU, ROOT  # noqa: E402
 from utils.checkpoint import read_train_args  # noqa: E402
-from utils.mot import read_mot  # noqa: E402
+from utils.mot import read_mot, rows_by_frame  # noqa: E402
 from utils.predictor import CountingPredictor  # noqa: E402
 from utils.track_eval import score_sequence, sequence_frames  # noqa: E402
 from utils.track_metrics import gt_heads  # noqa: E402
 from utils.tracking import CROSS_FRAMES, TRACK_CONF_MARGIN, TRACKER_KEYS, find_tracker, fit_thresholds  # noqa: E402
 
+TRUE_SCORES = {"true boxes of found heads", "true boxes"}  # scored 0.9, counted at ORACLE_CONF
 SHOWN = (
     "HOTA",
     "IDF1",
@@ -65,6 +71,7 @@ def parse_opt() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="a trained checkpoint (required unless --oracle)")
     p.add_argument("--oracle", action="store_true", help="track the ground-truth boxes instead of a model's detections")
+    p.add_argument("--repairs", action="store_true", help="also track four repairs of the model's detections")
     p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the checkpoint's training size)")
     p.add_argument("--conf", type=float, default=None, help="count threshold (default: the checkpoint's)")
     p.add_argument("--iou", type=float, default=COUNT_IOU, help="NMS IoU of the detections (default: detect.py's)")
@@ -95,6 +102,8 @@ def parse_opt() -> argparse.Namespace:
         p.error(str(e))
     if not (opt.weights or opt.oracle):
         p.error("--weights is required (or --oracle)")
+    if opt.repairs and not opt.weights:
+        p.error("--repairs repairs a model's detections: give --weights")
     return opt
 
 
@@ -108,6 +117,32 @@ def settings(sets: list[str]) -> list[dict]:
         keys.append(key)
         values.append([smart_value(v) for v in vals.split(",")])  # typed as the tracker YAML would hold them
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def repairs(boxes: list[Boxes], gt: pd.DataFrame, n: int) -> dict[str, list[Boxes]]:
+    """Four repairs of a video's detections (one Boxes per frame 1..n), each removing one more defect of the detector:
+    the boxes that match no visible head (IoU > 0.3, one to one) dropped; the matched boxes replaced by their heads'
+    true boxes, scores kept; those scored 0.9 as `gt_detections` scores them; and every visible head's true box (the
+    heads the detector missed added). The last two are counted at ORACLE_CONF, the first two at the model's."""
+    seen = gt[gt["vis"] > 0]
+    data = np.concatenate([b.data for b in boxes])
+    frame = np.repeat(np.arange(1, n + 1), [len(b) for b in boxes])
+    dets = pd.DataFrame(data[:, :4], columns=BOX).assign(frame=frame, id=np.arange(len(data)))
+    head = match_by_frame(dets, seen, 0.3)
+    hit = head >= 0
+    true = seen.set_index(["id", "frame"]).loc[list(zip(head[hit], frame[hit])), BOX].to_numpy()
+    shape = boxes[0].orig_shape
+
+    def per_frame(xyxy: np.ndarray, conf: np.ndarray) -> list[Boxes]:
+        rows = np.column_stack([xyxy, conf, np.zeros(len(conf))]).astype(np.float32)
+        return [Boxes(rows[r], shape) for r in rows_by_frame(pd.DataFrame({"frame": frame[hit]}), n)]
+
+    return {
+        "no false boxes": per_frame(data[hit, :4], data[hit, 4]),
+        "true boxes, model scores": per_frame(true, data[hit, 4]),
+        "true boxes of found heads": per_frame(true, np.full(len(true), 0.9)),
+        "true boxes": gt_detections(gt, n, shape),
+    }
 
 
 def detector(opt: argparse.Namespace) -> tuple[CountingPredictor, float]:
@@ -125,8 +160,11 @@ def main(opt: argparse.Namespace):
     """Detect each video once, track it under every setting, score; print the per-setting means and save all rows."""
     predictor, count_conf = (None, ORACLE_CONF) if opt.oracle else detector(opt)
     dest = Path(tempfile.mkdtemp(prefix="track_sweep"))
-    fitted = YAML.load(fit_thresholds(find_tracker(opt.tracker), count_conf, dest / Path(opt.tracker).name)[0])
-    unknown = {k for s in settings(opt.set) for k in s} - fitted.keys() - set(TRACKER_KEYS)
+    fitted = {
+        c: YAML.load(fit_thresholds(find_tracker(opt.tracker), c, dest / f"{c}.yaml")[0])
+        for c in {count_conf, ORACLE_CONF}
+    }
+    unknown = {k for s in settings(opt.set) for k in s} - fitted[count_conf].keys() - set(TRACKER_KEYS)
     if unknown:
         sys.exit(f"--set: {', '.join(sorted(unknown))} is not a key of {opt.tracker}")
     rows = []
@@ -136,14 +174,16 @@ def main(opt: argparse.Namespace):
         frames_dir, n = sequence_frames(seq)
         gt = gt_heads(read_mot(seq / "gt" / "gt.txt"))
         frames = gt_detections(gt, n, (opt.size, opt.size)) if opt.oracle else detections(predictor, frames_dir)
+        sources = {"true boxes" if opt.oracle else "model": frames} | (repairs(frames, gt, n) if opt.repairs else {})
         lines = lines_for(opt.size)
         truth = true_crossings(gt, n, lines)
-        for setting in settings(opt.set):
-            found = tracks(IterableSimpleNamespace(**{**fitted, **setting}), frames)
+        for (source, frames), setting in itertools.product(sources.items(), settings(opt.set)):
+            conf = ORACLE_CONF if source in TRUE_SCORES else count_conf
+            found = tracks(IterableSimpleNamespace(**{**fitted[conf], **setting}), frames)
             person = match_by_frame(found, gt[gt["vis"] > 0], 0.3)  # whom each tracked box follows, whatever the rules
             for m, k in itertools.product(opt.track_conf_margins, opt.cross_frames):
-                score = score_sequence(gt, found, n, lines, 5, min_track_conf=count_conf + m, cross_frames=k)
-                rules = {"min_frames": 5, "min_conf": count_conf + m, "settle": k}
+                score = score_sequence(gt, found, n, lines, 5, min_track_conf=conf + m, cross_frames=k)
+                rules = {"min_frames": 5, "min_conf": conf + m, "settle": k}
                 per, errors = crossings_by_person(truth, found, person, n, lines, rules)
                 score |= {
                     "missed": errors["missed"],
@@ -152,18 +192,18 @@ def main(opt: argparse.Namespace):
                 }
                 name = str(setting or "fitted") + ("" if m == TRACK_CONF_MARGIN else f", margin {m:g}")
                 name += "" if k == CROSS_FRAMES else f", cross frames {k}"
-                rows.append({"video": seq.name, "setting": name, **score})
-                print({k: rows[-1][k] for k in ("video", "setting", *SHOWN)}, flush=True)
+                rows.append({"video": seq.name, "detections": source, "setting": name, **score})
+                print({k: rows[-1][k] for k in ("video", "detections", "setting", *SHOWN)}, flush=True)
     table = pd.DataFrame(rows)
     Path(opt.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(opt.out, index=False, float_format="%.4g")
     table["abs_unique_err"], table["abs_crossings_err"] = table.unique_err.abs(), table.crossings_err.abs()
     table["missed_extra"] = (table.missed + table.extra) / table.crossings_gt  # crossing by crossing: none cancel
     cols = ["HOTA", "IDF1", "abs_unique_err", "abs_crossings_err", "missed_extra", "no_one"]
-    mean = table.groupby("setting", sort=False)[cols].mean()
+    mean = table.groupby(["detections", "setting"], sort=False)[cols].mean()
     print(machine_header(torch.device("cpu")), f"load {load()}")
-    cols = ["setting", *mean.columns]
-    print(markdown_table(cols, [[k, *(f"{v:.3f}" for v in r)] for k, r in mean.iterrows()]))
+    cols = ["detections", "setting", *mean.columns]
+    print(markdown_table(cols, [[*k, *(f"{v:.3f}" for v in r)] for k, r in mean.iterrows()]))
 
 
 if __name__ == "__main__":

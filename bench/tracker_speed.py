@@ -4,10 +4,10 @@ Each video's frames are detected once (the counting predictor at the checkpoint'
 low-score threshold of the fitted ByteTrack YAML, so one pass serves every tracker); then each tracker YAML, fitted to
 the count threshold as detect.py fits it, runs over those detections as Ultralytics' tracker (with our duplicate-birth
 rule, utils/track_births.py, so that both sides follow the same YAML) and as detect.py's twin
-(`utils.array_tracker.fast_tracker`) with our own rules off (`relink_dist`, `drop_exited`, `keep_occluded`),
-alternately, --repeats times each. Reported: milliseconds per frame of each (fastest repeat), their ratio, whether the
-twin's outputs equal Ultralytics' in every frame (boxes, IDs, scores), and the twin's time as detect.py runs it, our
-rules on.
+(`utils.array_tracker.fast_tracker`) with our own rules off (`relink_dist`, `drop_exited`, `keep_occluded`,
+`reentry_growth`), alternately, --repeats times each. Reported: milliseconds per frame of each (fastest repeat),
+their ratio, whether the twin's outputs equal Ultralytics' in every frame (boxes, IDs, scores), and the twin's time
+as detect.py runs it, our rules on.
 
 Usage:
     python bench/tracker_speed.py --weights runs/train/synth320_align/weights/best.pt

@@ -9,7 +9,7 @@ import pytest
 from ultralytics.utils import YAML
 
 from utils.track_metrics import count_errors, count_tracks, gt_heads, score_tracks
-from utils.tracking import NEW_TRACK_MAX_IOU, RELINK_DIST, TRACKER_KEYS, find_tracker, fit_thresholds
+from utils.tracking import NEW_TRACK_MAX_IOU, REENTRY_GROWTH, RELINK_DIST, TRACKER_KEYS, find_tracker, fit_thresholds
 
 LINE = [np.array([[0, 25], [100, 25.0]])]
 
@@ -86,7 +86,8 @@ def test_fit_thresholds(tmp_path):
     """ByteTrack's family starts tracks at the count threshold, keeps the 0.1 / 0.25 ratio for the second stage, and
     stops fusing scores into IoU; NMS keeps detections from the low threshold unless the YAML has no low stage
     (OC-SORT's use_byte false), and our keys are written with their defaults (duplicates start no track, relinking
-    off, tracks that left the frame end, occluded heads keep their lost tracks) where the YAML lacks them, while a
+    off, tracks that left the frame end, occluded heads keep their lost tracks, a track leaving through a border does
+    not take over a head entering there) where the YAML lacks them, while a
     YAML that sets one keeps its value; TrackTrack, whose thresholds mean something else, is left alone."""
     for name, nms_conf in (("bytetrack.yaml", 0.08), ("botsort.yaml", 0.08), ("ocsort.yaml", 0.2)):
         path, low = fit_thresholds(find_tracker(name), 0.2, tmp_path / name)
@@ -98,6 +99,7 @@ def test_fit_thresholds(tmp_path):
         assert cfg["new_track_max_iou"] == NEW_TRACK_MAX_IOU and "new_track_max_iou" not in stock
         assert cfg["relink_dist"] == RELINK_DIST and "relink_dist" not in stock
         assert (cfg["relink_dist"], cfg["drop_exited"], cfg["keep_occluded"]) == (None, True, True)
+        assert cfg["reentry_growth"] == REENTRY_GROWTH == 0.1
         assert not set(TRACKER_KEYS) & set(stock)
     own = tmp_path / "own.yaml"
     YAML.save(own, {**YAML.load(find_tracker("ocsort.yaml")), "keep_occluded": False, "relink_dist": 1.0})

@@ -212,6 +212,7 @@ def test_api_tracks_with_ocsort_fitted_and_on_arrays(weights):
     assert type(counter.predictor.trackers[0]) is ArrayOCSORT
     assert sum(map(len, ids)) > 0
     assert cfg["drop_exited"] is True and cfg["keep_occluded"] is True  # our rules, on by default
+    assert cfg["reentry_growth"] == 0.1
     assert cfg["relink_dist"] is None  # written out, off, for a user to set
     assert counter.summary()["min_track_conf"] == 0.5  # the count threshold 0.3 + the default margin 0.2
 

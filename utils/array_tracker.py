@@ -13,11 +13,12 @@ duplicate removal, even its keeping a track removed for age one more frame) are 
 that the outputs equal Ultralytics' trackers'. The Kalman filter is Ultralytics' computed on each covariance's 2x2
 blocks, to the bit (utils/block_kalman.py), and a frame's matches are corrected in two batches rather than one per
 stage (`_match`, `_flush`); the solver is Ultralytics' lapjv; new tracks skip a tracked head's duplicate boxes as
-utils/track_births.py describes. Three rules are ours alone (off when their YAML keys are absent, so the tests
+utils/track_births.py describes. Four rules are ours alone (off when their YAML keys are absent, so the tests
 compare with them off): a detection that would start a track continues a lost track whose predicted centre is near
 instead (`relink_dist`, `ArrayBYTETracker._relink`), a lost track whose predicted centre has left the frame ends
-(`drop_exited`, `ArrayBYTETracker._exited`), and a lost track overlapping a tracked one is kept rather than removed as
-its duplicate (`keep_occluded`, `ArrayBYTETracker._duplicates`).
+(`drop_exited`, `ArrayBYTETracker._exited`), a lost track overlapping a tracked one is kept rather than removed as
+its duplicate (`keep_occluded`, `ArrayBYTETracker._duplicates`), and a track leaving through a border does not take
+over a head entering there (`reentry_growth`, `ArrayBYTETracker._reentries`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from utils.batched_tracker import BatchedBOTSORT, direction_cost, measurements
 from utils.block_kalman import initiate, predict, update
 from utils.box_pairs import overlapping_pairs
 from utils.track_births import unique_births
+from utils.track_reentry import reentries
 
 NO_FRAME = -(2**40)  # an empty slot of the observation history
 REMOVED_BUFFER = 1000  # removed tracks remembered (`merge_track_pools`' removed_buffer)
@@ -135,8 +137,8 @@ class ArrayBYTETracker:
         """No track, with every field."""
         return Rows(
             id=np.zeros(0, np.int64), tracked=np.zeros(0, bool), activated=np.zeros(0, bool),
-            mean=np.zeros((0, 8)), cov=np.zeros((0, 2, 2, 4)), score=np.zeros(0, np.float32),
-            cls=np.zeros(0, np.float32), idx=np.zeros(0, np.float32),
+            mean=np.zeros((0, 8)), cov=np.zeros((0, 2, 2, 4)), last_obs=np.zeros((0, 4), np.float32),
+            score=np.zeros(0, np.float32), cls=np.zeros(0, np.float32), idx=np.zeros(0, np.float32),
             frame=np.zeros(0, np.int64), start=np.zeros(0, np.int64),
         )  # fmt: skip
 
@@ -168,14 +170,17 @@ class ArrayBYTETracker:
         left = self._recover(pool[~matched[pool]], high, left, matched, was_tracked, refind)
         lost = self._second_association(pool[~matched[pool] & was_tracked[pool]], low, matched)
         left = self._confirm(unconfirmed, high, left, matched)
+        shape = getattr(results, "orig_shape", None)
+        entering = self._reentries(matched, shape, high.take(left[:0]))
         self._flush()  # the rules for new tracks look at where the matched heads are now
         clear = self._clear(high.xyxy[left], matched)
         left, clear, relinked = self._relink(pool[~matched[pool]], high, left, clear, matched, was_tracked, refind)
         self._flush()
         if len(relinked):  # clear of the relinked heads too, where their correction put them
             clear &= self._clear(high.xyxy[left], relinked)
-        born = self._births(high.take(left[clear]))
-        self._merge(matched, np.concatenate(refind), lost[~matched[lost]], born, getattr(results, "orig_shape", None))
+        born = self._births(Rows.cat(high.take(left[clear]), entering))
+        refind = np.concatenate(refind)
+        self._merge(matched, refind[matched[refind]], lost[~matched[lost]], born, shape)
         return self._output()
 
     def _detections(self, results) -> tuple[Rows, Rows]:
@@ -287,23 +292,52 @@ class ArrayBYTETracker:
         t.tracked[rows] = t.activated[rows] = matched[rows] = True
         self._queued.append((rows, dets, np.zeros(len(rows), bool) if back is None else back))
 
-    def _flush(self):
-        """Correct every queued match in one batch: re-updates across gaps first (OC-SORT), then the corrections."""
-        if not self._queued:
-            return
+    def _dequeue(self) -> tuple[np.ndarray, Rows, np.ndarray]:
+        """The queued matches in one batch (track rows, detections, whether re-found), emptying the queue."""
         rows = np.concatenate([r for r, _, _ in self._queued])
         dets = Rows.cat(*(d for _, d, _ in self._queued))
         back = np.concatenate([b for _, _, b in self._queued])
         self._queued = []
+        return rows, dets, back
+
+    def _flush(self):
+        """Correct every queued match in one batch: re-updates across gaps first (OC-SORT), then the corrections."""
+        if not self._queued:
+            return
+        rows, dets, back = self._dequeue()
         self._re_update(rows[back], dets.xyxy[back])
         self._correct(rows, dets)
+
+    def _reentries(self, matched: np.ndarray, shape: tuple | None, empty: Rows) -> Rows:
+        """Undo the queued matches that join a track leaving through a border of a frame of `shape` to a head
+        entering there (utils/track_reentry.py), when the YAML sets `reentry_growth`: the track ends (unmatched while
+        tracked, `_merge` removes it) and its detection is returned to start a track of its own.
+
+        Returns:
+            (Rows): The detections of the undone matches; `empty` (no rows) when there are none.
+        """
+        growth = getattr(self.args, "reentry_growth", None)
+        if not growth or shape is None or not self._queued:
+            return empty
+        rows, dets, back = self._dequeue()
+        split = reentries(self.tracks.last_obs[rows], dets.xyxy, self._heading(rows), shape, growth)
+        matched[rows[split]] = False
+        keep = np.flatnonzero(~split)
+        self._queued = [(rows[keep], dets.take(keep), back[keep])]
+        return dets.take(np.flatnonzero(split))
+
+    def _heading(self, rows: np.ndarray) -> np.ndarray:
+        """Directions of motion (N, 2) of tracks `rows`: their Kalman velocity as a unit vector (zero if still)."""
+        v = self.tracks.mean[rows, 4:6]
+        norm = np.linalg.norm(v, axis=1, keepdims=True)
+        return np.where(norm > 1e-6, v / np.maximum(norm, 1e-6), 0).astype(np.float32)
 
     def _correct(self, rows: np.ndarray, dets: Rows):
         """Kalman correction of tracks `rows` by their detections, with their score, class and index."""
         t = self.tracks
         z = measurements(self.kalman_filter, dets.tlwh)
         t.mean[rows], t.cov[rows] = update(self.kalman_filter, t.mean[rows], t.cov[rows], z)
-        t.frame[rows] = self.frame_id
+        t.frame[rows], t.last_obs[rows] = self.frame_id, dets.xyxy
         t.score[rows], t.cls[rows], t.idx[rows] = dets.score, dets.cls, dets.idx
 
     def _births(self, dets: Rows) -> Rows:
@@ -316,7 +350,8 @@ class ArrayBYTETracker:
         self.next_id += n
         frame = np.full(n, self.frame_id)
         new = {"id": ids, "tracked": np.ones(n, bool), "activated": np.full(n, self.frame_id == 1)}
-        new |= {"mean": mean, "cov": cov, "score": dets.score, "cls": dets.cls, "idx": dets.idx}
+        new |= {"mean": mean, "cov": cov, "last_obs": xyxy_of(mean).astype(np.float32)}
+        new |= {"score": dets.score, "cls": dets.cls, "idx": dets.idx}
         return Rows(**new, frame=frame, start=frame.copy(), **self._observe_births(mean, cov))
 
     def _observe_births(self, mean: np.ndarray, cov: np.ndarray) -> dict:
@@ -418,7 +453,6 @@ class ArrayOCSORT(ArrayBYTETracker):
         obs_box = np.zeros((n, k, 4), np.float32)
         obs_box[:, -1] = box
         return {
-            "last_obs": box,
             "obs_frame": obs_frame,
             "obs_box": obs_box,
             "velocity": np.zeros((n, 2), np.float32),
@@ -486,9 +520,13 @@ class ArrayOCSORT(ArrayBYTETracker):
         t = self.tracks
         t.obs_frame[rows] = np.concatenate([t.obs_frame[rows, 1:], np.full((len(rows), 1), self.frame_id)], 1)
         t.obs_box[rows] = np.concatenate([t.obs_box[rows, 1:], dets.xyxy[:, None]], 1)
-        t.last_obs[rows] = dets.xyxy
         t.saved_mean[rows], t.saved_cov[rows] = t.mean[rows], t.cov[rows]
         t.velocity[rows], t.moving[rows] = self._directions(t.obs_frame[rows], t.obs_box[rows])
+
+    def _heading(self, rows: np.ndarray) -> np.ndarray:
+        """OC-SORT's own direction of motion of tracks `rows` (zero until a track has two observations)."""
+        t = self.tracks
+        return t.velocity[rows] * t.moving[rows, None]
 
     def _directions(self, frames: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """OC-SORT's direction of motion (`OCSortTrack._compute_velocity`) from observation histories (N, K): the

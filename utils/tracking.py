@@ -33,6 +33,9 @@ NEW_TRACK_MAX_IOU = 0.2
 RELINK_DIST = None
 DROP_EXITED = True  # a lost track whose predicted centre left the frame ends (BENCHMARKS.md, session 20)
 KEEP_OCCLUDED = True  # a lost track hidden behind a tracked head is no duplicate of it (BENCHMARKS.md, session 21)
+# utils/track_reentry.py: a sliver at a border that widens by this share of its length is a head entering where a
+# track left (BENCHMARKS.md, session 22)
+REENTRY_GROWTH = 0.1
 # A track counts when its mean score is this far above the count threshold: tracks on background hover just above it
 # (held-out generated videos, BENCHMARKS.md session 13; 0.2 since tracks that left the frame end, session 20)
 TRACK_CONF_MARGIN = 0.2
@@ -42,10 +45,11 @@ OUR_KEYS = {
     "relink_dist": RELINK_DIST,
     "drop_exited": DROP_EXITED,
     "keep_occluded": KEEP_OCCLUDED,
+    "reentry_growth": REENTRY_GROWTH,
 }
 TRACKER_KEYS = tuple(OUR_KEYS)
 # the array trackers' own rules off (the birth rule is not: tests and benches give it to Ultralytics' side too)
-ARRAY_RULES_OFF = {"relink_dist": None, "drop_exited": False, "keep_occluded": False}
+ARRAY_RULES_OFF = {"relink_dist": None, "drop_exited": False, "keep_occluded": False, "reentry_growth": None}
 CROSS_FRAMES = 5  # frames past a line before a crossing counts (held-out generated videos, BENCHMARKS.md session 13)
 
 
@@ -77,12 +81,13 @@ def fit_thresholds(tracker: str, conf: float, dest: Path) -> tuple[str, float]:
     count threshold of 0.2, a head that moved keeps an IoU of 0.6 but a fused similarity of 0.12, below the 0.2 that
     `match_thresh` 0.8 asks, and every track broke within a few frames. This applies to the trackers built on
     ByteTrack's two stages (ByteTrack, BoT-SORT, OC-SORT, Deep OC-SORT, FastTrack); other tracker types (TrackTrack,
-    whose thresholds mean something else) are returned unchanged. Four keys of ours are added when absent:
+    whose thresholds mean something else) are returned unchanged. Five keys of ours are added when absent:
     `new_track_max_iou` (a second box on a tracked head starts no track, utils/track_births.py), `relink_dist` (a
     detection that would start a track continues a lost track whose predicted centre is this many track heights away
-    or less; None, off), `drop_exited` (a lost track whose predicted centre has left the frame ends) and
-    `keep_occluded` (a lost track on a tracked head is kept, not removed as its duplicate); the last three for
-    ByteTrack and OC-SORT, utils/array_tracker.py. `VideoTracking` fits only Ultralytics' YAMLs given by name: a
+    or less; None, off), `drop_exited` (a lost track whose predicted centre has left the frame ends),
+    `keep_occluded` (a lost track on a tracked head is kept, not removed as its duplicate) and `reentry_growth` (a
+    track leaving through a border does not take over a head entering there, utils/track_reentry.py); the last four
+    for ByteTrack and OC-SORT, utils/array_tracker.py. `VideoTracking` fits only Ultralytics' YAMLs given by name: a
     user's file is used as written.
 
     Returns:
