@@ -177,9 +177,9 @@ def main(opt: argparse.Namespace):
         sources = {"true boxes" if opt.oracle else "model": frames} | (repairs(frames, gt, n) if opt.repairs else {})
         lines = lines_for(opt.size)
         truth = true_crossings(gt, n, lines)
-        for (source, frames), setting in itertools.product(sources.items(), settings(opt.set)):
+        for (source, boxes), setting in itertools.product(sources.items(), settings(opt.set)):
             conf = ORACLE_CONF if source in TRUE_SCORES else count_conf
-            found = tracks(IterableSimpleNamespace(**{**fitted[conf], **setting}), frames)
+            found = tracks(IterableSimpleNamespace(**{**fitted[conf], **setting}), boxes)
             person = match_by_frame(found, gt[gt["vis"] > 0], 0.3)  # whom each tracked box follows, whatever the rules
             for m, k in itertools.product(opt.track_conf_margins, opt.cross_frames):
                 score = score_sequence(gt, found, n, lines, 5, min_track_conf=conf + m, cross_frames=k)
