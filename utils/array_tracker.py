@@ -119,6 +119,7 @@ class ArrayBYTETracker:
     """
 
     use_byte = True  # ByteTrack's second stage on low-score detections
+    history = 5  # observed boxes kept per track (`reentry_growth` reads them)
 
     def __init__(self, args):
         """Start empty, with the settings of a tracker YAML (ByteTrack's keys)."""
@@ -137,7 +138,8 @@ class ArrayBYTETracker:
         """No track, with every field."""
         return Rows(
             id=np.zeros(0, np.int64), tracked=np.zeros(0, bool), activated=np.zeros(0, bool),
-            mean=np.zeros((0, 8)), cov=np.zeros((0, 2, 2, 4)), last_obs=np.zeros((0, 4), np.float32),
+            mean=np.zeros((0, 8)), cov=np.zeros((0, 2, 2, 4)),
+            obs_frame=np.zeros((0, self.history), np.int64), obs_box=np.zeros((0, self.history, 4), np.float32),
             score=np.zeros(0, np.float32), cls=np.zeros(0, np.float32), idx=np.zeros(0, np.float32),
             frame=np.zeros(0, np.int64), start=np.zeros(0, np.int64),
         )  # fmt: skip
@@ -320,25 +322,22 @@ class ArrayBYTETracker:
         if not growth or shape is None or not self._queued:
             return empty
         rows, dets, back = self._dequeue()
-        split = reentries(self.tracks.last_obs[rows], dets.xyxy, self._heading(rows), shape, growth)
+        t = self.tracks
+        split = reentries(t.obs_box[rows], t.obs_frame[rows] > NO_FRAME, dets.xyxy, shape, growth)
         matched[rows[split]] = False
         keep = np.flatnonzero(~split)
         self._queued = [(rows[keep], dets.take(keep), back[keep])]
         return dets.take(np.flatnonzero(split))
-
-    def _heading(self, rows: np.ndarray) -> np.ndarray:
-        """Directions of motion (N, 2) of tracks `rows`: their Kalman velocity as a unit vector (zero if still)."""
-        v = self.tracks.mean[rows, 4:6]
-        norm = np.linalg.norm(v, axis=1, keepdims=True)
-        return np.where(norm > 1e-6, v / np.maximum(norm, 1e-6), 0).astype(np.float32)
 
     def _correct(self, rows: np.ndarray, dets: Rows):
         """Kalman correction of tracks `rows` by their detections, with their score, class and index."""
         t = self.tracks
         z = measurements(self.kalman_filter, dets.tlwh)
         t.mean[rows], t.cov[rows] = update(self.kalman_filter, t.mean[rows], t.cov[rows], z)
-        t.frame[rows], t.last_obs[rows] = self.frame_id, dets.xyxy
+        t.frame[rows] = self.frame_id
         t.score[rows], t.cls[rows], t.idx[rows] = dets.score, dets.cls, dets.idx
+        t.obs_frame[rows] = np.concatenate([t.obs_frame[rows, 1:], np.full((len(rows), 1), self.frame_id)], 1)
+        t.obs_box[rows] = np.concatenate([t.obs_box[rows, 1:], dets.xyxy[:, None]], 1)
 
     def _births(self, dets: Rows) -> Rows:
         """New tracks from the detections left that are clear of every head matched in this frame: those scoring
@@ -350,7 +349,11 @@ class ArrayBYTETracker:
         self.next_id += n
         frame = np.full(n, self.frame_id)
         new = {"id": ids, "tracked": np.ones(n, bool), "activated": np.full(n, self.frame_id == 1)}
-        new |= {"mean": mean, "cov": cov, "last_obs": xyxy_of(mean).astype(np.float32)}
+        obs_frame = np.full((n, self.history), NO_FRAME, np.int64)
+        obs_frame[:, -1] = self.frame_id
+        obs_box = np.zeros((n, self.history, 4), np.float32)
+        obs_box[:, -1] = xyxy_of(mean)  # the initial box (`OCSortTrack.activate`)
+        new |= {"mean": mean, "cov": cov, "obs_frame": obs_frame, "obs_box": obs_box}
         new |= {"score": dets.score, "cls": dets.cls, "idx": dets.idx}
         return Rows(**new, frame=frame, start=frame.copy(), **self._observe_births(mean, cov))
 
@@ -438,6 +441,7 @@ class ArrayOCSORT(ArrayBYTETracker):
         self.delta_t = getattr(args, "delta_t", 3)
         self.inertia = getattr(args, "inertia", 0.2)
         self.use_byte = getattr(args, "use_byte", False)
+        self.history = self.delta_t + 2
         super().__init__(args)
 
     def _empty(self) -> Rows:
@@ -445,16 +449,10 @@ class ArrayOCSORT(ArrayBYTETracker):
         return Rows(**super()._empty().__dict__, **self._observe_births(np.zeros((0, 8)), np.zeros((0, 2, 2, 4))))
 
     def _observe_births(self, mean: np.ndarray, cov: np.ndarray) -> dict:
-        """New tracks' history: their initial box (from the Kalman mean, `OCSortTrack.activate`), no direction."""
-        n, k = len(mean), self.delta_t + 2
-        obs_frame = np.full((n, k), NO_FRAME, np.int64)
-        obs_frame[:, -1] = self.frame_id
-        box = xyxy_of(mean).astype(np.float32)
-        obs_box = np.zeros((n, k, 4), np.float32)
-        obs_box[:, -1] = box
+        """New tracks' OC-SORT fields: no direction of motion yet, the Kalman state saved at their first observation
+        (their initial box, from the Kalman mean as `OCSortTrack.activate` has it, starts the base class's history)."""
+        n = len(mean)
         return {
-            "obs_frame": obs_frame,
-            "obs_box": obs_box,
             "velocity": np.zeros((n, 2), np.float32),
             "moving": np.zeros(n, bool),
             "saved_mean": mean.copy(),
@@ -468,9 +466,10 @@ class ArrayOCSORT(ArrayBYTETracker):
         t = self.tracks
         i, j, iou = overlapping_pairs(xyxy_of(t.mean[rows]), dets.xyxy)
         cost = self._fuse(1 - iou, dets.score[j])
-        on = t.moving[rows[i]] & (t.last_obs[rows[i], 0] >= 0)
+        last = t.obs_box[:, -1]
+        on = t.moving[rows[i]] & (last[rows[i], 0] >= 0)
         r = rows[i[on]]
-        origin = (t.last_obs[r, :2] + t.last_obs[r, 2:]) / 2
+        origin = (last[r, :2] + last[r, 2:]) / 2
         target = (dets.xyxy[j[on], :2] + dets.xyxy[j[on], 2:]) / 2
         cost[on] += self.inertia * direction_cost(origin, t.velocity[r], target)
         return i, j, cost
@@ -482,7 +481,8 @@ class ArrayOCSORT(ArrayBYTETracker):
         for part in (rows[was_tracked[rows]], rows[~was_tracked[rows]]):
             if not len(part) or not len(left):
                 continue
-            boxes = np.where(t.last_obs[part, :1] >= 0, t.last_obs[part], xyxy_of(t.mean[part]))
+            last = t.obs_box[part, -1]
+            boxes = np.where(last[:, :1] >= 0, last, xyxy_of(t.mean[part]))
             dets = high.take(left)
             i, j, iou = overlapping_pairs(boxes, dets.xyxy)
             pairs = (i, j, self._fuse(1 - iou, dets.score[j]))
@@ -518,15 +518,8 @@ class ArrayOCSORT(ArrayBYTETracker):
         (`OCSortTrack.update` / `re_activate`)."""
         super()._correct(rows, dets)
         t = self.tracks
-        t.obs_frame[rows] = np.concatenate([t.obs_frame[rows, 1:], np.full((len(rows), 1), self.frame_id)], 1)
-        t.obs_box[rows] = np.concatenate([t.obs_box[rows, 1:], dets.xyxy[:, None]], 1)
         t.saved_mean[rows], t.saved_cov[rows] = t.mean[rows], t.cov[rows]
         t.velocity[rows], t.moving[rows] = self._directions(t.obs_frame[rows], t.obs_box[rows])
-
-    def _heading(self, rows: np.ndarray) -> np.ndarray:
-        """OC-SORT's own direction of motion of tracks `rows` (zero until a track has two observations)."""
-        t = self.tracks
-        return t.velocity[rows] * t.moving[rows, None]
 
     def _directions(self, frames: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """OC-SORT's direction of motion (`OCSortTrack._compute_velocity`) from observation histories (N, K): the

@@ -33,8 +33,9 @@ NEW_TRACK_MAX_IOU = 0.2
 RELINK_DIST = None
 DROP_EXITED = True  # a lost track whose predicted centre left the frame ends (BENCHMARKS.md, session 20)
 KEEP_OCCLUDED = True  # a lost track hidden behind a tracked head is no duplicate of it (BENCHMARKS.md, session 21)
-# utils/track_reentry.py: a sliver at a border that widens by this share of its length is a head entering where a
-# track left (BENCHMARKS.md, session 22)
+# utils/track_reentry.py: a track whose recent boxes narrowed into a sliver at a border and whose detection is wider
+# again, each by this share of the sliver's length along the border, has passed to a head entering there
+# (BENCHMARKS.md, session 22)
 REENTRY_GROWTH = 0.1
 # A track counts when its mean score is this far above the count threshold: tracks on background hover just above it
 # (held-out generated videos, BENCHMARKS.md session 13; 0.2 since tracks that left the frame end, session 20)
