@@ -3,8 +3,9 @@
 A head walking out through a border of the frame ends there as a sliver (its box is clipped to the frame), and a head
 entering at the same place starts as one. The two slivers overlap, so association by IoU continues the leaving head's
 track on the entering head, and two people count as one. Tracking the true boxes of the densest 600-frame generated
-videos, such hand-overs were about half of the people left without a track of their own (BENCHMARKS.md, session 22). A single box cannot tell the two heads apart; the recent boxes of the track can: they narrowed into a
-sliver at the border, and the detection is wider again.
+videos, such hand-overs were about half of the people left without a track of their own (BENCHMARKS.md, session 22).
+A single box cannot tell the two heads apart; the track's recent boxes can: they narrowed into a sliver at the
+border, and the detection is wider again.
 """
 
 from __future__ import annotations
