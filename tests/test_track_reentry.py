@@ -91,4 +91,5 @@ def test_a_head_standing_at_the_border_keeps_its_id(name, tmp_path):
     entering = clipped(np.arange(318.0, 280.0, -4.0))
     on = ids(tracker(name, tmp_path), entering)
     assert on == ids(tracker(name, tmp_path, reentry_growth=None), entering)
-    assert on == [[1]] * 10 or name == "bytetrack.yaml"  # ByteTrack's XYAH filter loses the growing sliver by itself
+    if name == "ocsort.yaml":  # ByteTrack's XYAH filter loses the growing sliver by itself, rule or not (above)
+        assert on == [[1]] * 10

@@ -173,14 +173,14 @@ class ArrayBYTETracker:
         lost = self._second_association(pool[~matched[pool] & was_tracked[pool]], low, matched)
         left = self._confirm(unconfirmed, high, left, matched)
         shape = getattr(results, "orig_shape", None)
-        entering = self._reentries(matched, shape, high.take(left[:0]))
+        entering = self._reentries(matched, shape)
         self._flush()  # the rules for new tracks look at where the matched heads are now
         clear = self._clear(high.xyxy[left], matched)
         left, clear, relinked = self._relink(pool[~matched[pool]], high, left, clear, matched, was_tracked, refind)
         self._flush()
         if len(relinked):  # clear of the relinked heads too, where their correction put them
             clear &= self._clear(high.xyxy[left], relinked)
-        born = self._births(Rows.cat(high.take(left[clear]), entering))
+        born = self._births(Rows.cat(high.take(left[clear]), *entering))
         refind = np.concatenate(refind)
         self._merge(matched, refind[matched[refind]], lost[~matched[lost]], born, shape)
         return self._output()
@@ -310,24 +310,24 @@ class ArrayBYTETracker:
         self._re_update(rows[back], dets.xyxy[back])
         self._correct(rows, dets)
 
-    def _reentries(self, matched: np.ndarray, shape: tuple | None, empty: Rows) -> Rows:
+    def _reentries(self, matched: np.ndarray, shape: tuple | None) -> list[Rows]:
         """Undo the queued matches that join a track leaving through a border of a frame of `shape` to a head
         entering there (utils/track_reentry.py), when the YAML sets `reentry_growth`: the track ends (unmatched while
         tracked, `_merge` removes it) and its detection is returned to start a track of its own.
 
         Returns:
-            (Rows): The detections of the undone matches; `empty` (no rows) when there are none.
+            (list[Rows]): The undone matches' detections, as one part; none when the rule is off or nothing matched.
         """
         growth = getattr(self.args, "reentry_growth", None)
         if not growth or shape is None or not self._queued:
-            return empty
+            return []
         rows, dets, back = self._dequeue()
         t = self.tracks
         split = reentries(t.obs_box[rows], t.obs_frame[rows] > NO_FRAME, dets.xyxy, shape, growth)
         matched[rows[split]] = False
         keep = np.flatnonzero(~split)
         self._queued = [(rows[keep], dets.take(keep), back[keep])]
-        return dets.take(np.flatnonzero(split))
+        return [dets.take(np.flatnonzero(split))]
 
     def _correct(self, rows: np.ndarray, dets: Rows):
         """Kalman correction of tracks `rows` by their detections, with their score, class and index."""
